@@ -1,0 +1,181 @@
+//! Access tokens (JWT, HS256) and refresh tokens (opaque, stored hashed).
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::entities::Role;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: std::time::Duration,
+    pub refresh_ttl: std::time::Duration,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys").finish_non_exhaustive()
+    }
+}
+
+/// Why an access token was refused. All of them are a 401 to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token expired")]
+    Expired,
+}
+
+impl TokenKeys {
+    pub fn new(
+        secret: &SecretString,
+        access_ttl: std::time::Duration,
+        refresh_ttl: std::time::Duration,
+    ) -> TokenKeys {
+        let secret = secret.expose_secret().as_bytes();
+        // Only HS256 is accepted; `none` and every other algorithm fail.
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked against the service clock below, not the
+        // library's wall clock, so tests can move time.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let ttl = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            sub: user_id,
+            role,
+            iat: now.timestamp(),
+            exp: now.timestamp().saturating_add(ttl),
+            jti: Uuid::now_v7(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    pub fn verify_access(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, TokenError> {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)?;
+        if data.claims.exp <= now.timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// A new refresh token and the hash under which it is stored. Only the
+/// client ever holds the token itself.
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn keys(secret: &str) -> TokenKeys {
+        TokenKeys::new(
+            &SecretString::from(secret.to_owned()),
+            Duration::from_secs(900),
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_they_expire() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let now = Utc::now();
+        let user = Uuid::now_v7();
+        let token = keys.issue_access(user, Role::Manager, now).expect("issues");
+        let claims = keys.verify_access(&token, now).expect("verifies");
+        assert_eq!((claims.sub, claims.role), (user, Role::Manager));
+        assert_eq!(claims.exp - claims.iat, 900);
+        let later = now + chrono::Duration::seconds(900);
+        assert!(matches!(
+            keys.verify_access(&token, later),
+            Err(TokenError::Expired)
+        ));
+    }
+
+    #[test]
+    fn another_key_or_algorithm_is_refused() {
+        let now = Utc::now();
+        let token = keys("0123456789abcdef0123456789abcdef")
+            .issue_access(Uuid::now_v7(), Role::User, now)
+            .expect("issues");
+        let other = keys("fedcba9876543210fedcba9876543210");
+        assert!(other.verify_access(&token, now).is_err());
+
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &AccessClaims {
+                sub: Uuid::now_v7(),
+                role: Role::Admin,
+                iat: now.timestamp(),
+                exp: now.timestamp() + 60,
+                jti: Uuid::now_v7(),
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("encodes");
+        assert!(
+            keys("0123456789abcdef0123456789abcdef")
+                .verify_access(&hs512, now)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_hashed() {
+        let (first, first_hash) = new_refresh_token();
+        let (second, _) = new_refresh_token();
+        assert_ne!(first, second);
+        assert_eq!(first_hash, hash_refresh_token(&first));
+        assert_eq!(first_hash.len(), 64);
+    }
+}

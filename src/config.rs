@@ -1,0 +1,460 @@
+//! Typed configuration, read once at start-up from the environment (and a
+//! `.env` file, loaded by `main` before this runs).
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `HOST`, `PORT` | `127.0.0.1`, `8080` | listen address |
+//! | `DATA_DIR` | `./data` | SQLite file and generated secrets in embedded mode |
+//! | `DATABASE_URL` | SQLite in `DATA_DIR` | `sqlite://…` or `postgres://…` |
+//! | `DATABASE_READ_URL` | — | optional read replica for read-only queries |
+//! | `DATABASE_MAX_CONNECTIONS` | `16` | pool size (PostgreSQL) |
+//! | `REDIS_URL` | — | cache, rate limits and queue shared across instances |
+//! | `JWT_SECRET` | generated (embedded mode only) | HS256 key, ≥ 32 bytes |
+//! | `ACCESS_TOKEN_TTL_SECS`, `REFRESH_TOKEN_TTL_SECS` | `900`, `2592000` | token lifetimes |
+//! | `ADMIN_EMAIL`, `ADMIN_USERNAME`, `ADMIN_PASSWORD` | — | bootstrap administrator |
+//! | `RATE_LIMIT_PER_MINUTE` | `300` | requests per minute per client |
+//! | `AUTH_RATE_LIMIT_PER_MINUTE` | `10` | login + register attempts per minute per IP |
+//! | `TRUSTED_PROXIES` | — | comma-separated IPs whose `X-Forwarded-For` is believed |
+//! | `CURRENCY`, `TIMEZONE` | `USD`, `UTC` | |
+//! | `DEFAULT_ANNUAL_INTEREST_RATE` | `12.0` | percent quoted at application |
+//! | `LATE_FEE_PERCENT`, `LATE_FEE_GRACE_DAYS` | `5.0`, `0` | late fee |
+//! | `REMINDER_DAYS_BEFORE` | `3` | first payment reminder |
+//! | `LOAN_MIN_AMOUNT`, `LOAN_MAX_AMOUNT` | `100.00`, `1000000.00` | |
+//! | `SMTP_URL`, `MAIL_FROM` | — | email delivery; without them emails are only logged |
+//! | `CORS_ORIGINS` | — | comma-separated allow-list of origins |
+//! | `LOG_FORMAT` | `pretty` on a terminal, else `json` | plus `RUST_LOG` |
+//! | `SCHEDULER_ENABLED` | `true` | run the cron schedule in this instance |
+//! | `REQUEST_TIMEOUT_SECS` | `30` | a request running longer is answered 503 |
+//!
+//! A malformed value is an error naming the variable; start-up stops there.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+
+use crate::money::{Money, Percent};
+
+/// Which database the service talks to; chosen by the URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection URL whose password never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            DatabaseKind::Postgres
+        } else {
+            DatabaseKind::Sqlite
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, String> {
+        let supported = ["sqlite:", "postgres://", "postgresql://"];
+        if supported.iter().any(|prefix| value.starts_with(prefix)) {
+            Ok(DatabaseUrl(value.to_owned()))
+        } else {
+            // A typo must never silently create a fresh empty database.
+            Err("must start with sqlite:, postgres:// or postgresql://".to_owned())
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_password(&self.0))
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The administrator created at start-up when all three variables are set.
+#[derive(Clone, Debug)]
+pub struct AdminBootstrap {
+    pub email: String,
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// Everything the service reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub database_read_url: Option<DatabaseUrl>,
+    pub database_max_connections: u32,
+    pub redis_url: Option<DatabaseUrl>,
+    /// `None` in embedded mode until `main` loads or generates the secret.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub admin_bootstrap: Option<AdminBootstrap>,
+    pub rate_limit_per_minute: u32,
+    pub auth_rate_limit_per_minute: u32,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub currency: String,
+    pub timezone: Tz,
+    pub default_annual_interest_rate: Percent,
+    pub late_fee_percent: Percent,
+    pub late_fee_grace_days: u32,
+    pub reminder_days_before: u32,
+    pub loan_min_amount: Money,
+    pub loan_max_amount: Money,
+    pub smtp_url: Option<DatabaseUrl>,
+    pub mail_from: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    pub scheduler_enabled: bool,
+    pub request_timeout: Duration,
+}
+
+/// A configuration variable that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_environment() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads from a map; tests build configurations this way.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let vars = Vars { lookup: &lookup };
+        let data_dir = PathBuf::from(vars.raw("DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let database_url = match vars.raw("DATABASE_URL") {
+            Some(value) => vars.parse_with("DATABASE_URL", &value, DatabaseUrl::parse)?,
+            None => DatabaseUrl(format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("loan-tracker.db").display()
+            )),
+        };
+        let jwt_secret = match vars.raw("JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError {
+                    variable: "JWT_SECRET",
+                    message: "must be at least 32 bytes".to_owned(),
+                });
+            }
+            Some(secret) => Some(SecretString::from(secret)),
+            None if database_url.kind() == DatabaseKind::Postgres => {
+                return Err(ConfigError {
+                    variable: "JWT_SECRET",
+                    message: "is required (at least 32 bytes) when DATABASE_URL is PostgreSQL"
+                        .to_owned(),
+                });
+            }
+            None => None,
+        };
+        let admin_bootstrap = match (
+            vars.raw("ADMIN_EMAIL"),
+            vars.raw("ADMIN_USERNAME"),
+            vars.raw("ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(username), Some(password)) => Some(AdminBootstrap {
+                email,
+                username,
+                password: SecretString::from(password),
+            }),
+            _ => None,
+        };
+        let log_format = match vars.raw("LOG_FORMAT").as_deref() {
+            None => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "LOG_FORMAT",
+                    message: "must be pretty or json".to_owned(),
+                });
+            }
+        };
+        let currency = vars.raw("CURRENCY").unwrap_or_else(|| "USD".to_owned());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError {
+                variable: "CURRENCY",
+                message: "must be a three-letter ISO 4217 code such as USD".to_owned(),
+            });
+        }
+        let loan_min_amount: Money = vars.parsed("LOAN_MIN_AMOUNT", Money::from_minor(10_000))?;
+        let loan_max_amount: Money =
+            vars.parsed("LOAN_MAX_AMOUNT", Money::from_minor(100_000_000))?;
+        if !loan_min_amount.is_positive() || loan_min_amount > loan_max_amount {
+            return Err(ConfigError {
+                variable: "LOAN_MIN_AMOUNT",
+                message: "must be positive and not above LOAN_MAX_AMOUNT".to_owned(),
+            });
+        }
+        let rate_limit_per_minute = vars.parsed("RATE_LIMIT_PER_MINUTE", 300u32)?;
+        let auth_rate_limit_per_minute = vars.parsed("AUTH_RATE_LIMIT_PER_MINUTE", 10u32)?;
+        for (variable, value) in [
+            ("RATE_LIMIT_PER_MINUTE", rate_limit_per_minute),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", auth_rate_limit_per_minute),
+        ] {
+            if value == 0 {
+                return Err(ConfigError {
+                    variable,
+                    message: "must be at least 1".to_owned(),
+                });
+            }
+        }
+
+        Ok(Config {
+            host: vars.parsed("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: vars.parsed("PORT", 8080u16)?,
+            data_dir,
+            database_url,
+            database_read_url: vars.optional_with("DATABASE_READ_URL", DatabaseUrl::parse)?,
+            database_max_connections: vars.parsed("DATABASE_MAX_CONNECTIONS", 16u32)?.max(1),
+            redis_url: vars.optional_with("REDIS_URL", |value| {
+                if value.starts_with("redis://") || value.starts_with("rediss://") {
+                    Ok(DatabaseUrl(value.to_owned()))
+                } else {
+                    Err("must start with redis:// or rediss://".to_owned())
+                }
+            })?,
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(vars.positive("ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_token_ttl: Duration::from_secs(
+                vars.positive("REFRESH_TOKEN_TTL_SECS", 2_592_000)?,
+            ),
+            admin_bootstrap,
+            rate_limit_per_minute,
+            auth_rate_limit_per_minute,
+            trusted_proxies: vars.list("TRUSTED_PROXIES")?,
+            currency,
+            timezone: vars.parsed("TIMEZONE", Tz::UTC)?,
+            default_annual_interest_rate: vars.parsed(
+                "DEFAULT_ANNUAL_INTEREST_RATE",
+                Percent::parse("12.0").unwrap_or_else(|_| Percent::zero()),
+            )?,
+            late_fee_percent: vars.parsed(
+                "LATE_FEE_PERCENT",
+                Percent::parse("5.0").unwrap_or_else(|_| Percent::zero()),
+            )?,
+            late_fee_grace_days: vars.parsed("LATE_FEE_GRACE_DAYS", 0u32)?,
+            reminder_days_before: vars
+                .positive("REMINDER_DAYS_BEFORE", 3)?
+                .try_into()
+                .map_err(|_| ConfigError {
+                    variable: "REMINDER_DAYS_BEFORE",
+                    message: "is too large".to_owned(),
+                })?,
+            loan_min_amount,
+            loan_max_amount,
+            smtp_url: vars.optional_with("SMTP_URL", |value| {
+                if value.starts_with("smtp://") || value.starts_with("smtps://") {
+                    Ok(DatabaseUrl(value.to_owned()))
+                } else {
+                    Err("must start with smtp:// or smtps://".to_owned())
+                }
+            })?,
+            mail_from: vars.raw("MAIL_FROM"),
+            cors_origins: vars.list("CORS_ORIGINS")?,
+            log_format,
+            scheduler_enabled: vars.parsed("SCHEDULER_ENABLED", true)?,
+            request_timeout: Duration::from_secs(vars.positive("REQUEST_TIMEOUT_SECS", 30)?),
+        })
+    }
+
+    pub fn listen_address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.kind() == DatabaseKind::Sqlite
+    }
+}
+
+/// Reads and parses variables, turning every failure into a [`ConfigError`]
+/// that names the variable.
+struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    /// The value, with empty strings treated as unset (as `.env` files often
+    /// leave them).
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn parse_with<T>(
+        &self,
+        variable: &'static str,
+        value: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        parse(value.trim()).map_err(|message| ConfigError { variable, message })
+    }
+
+    fn optional_with<T>(
+        &self,
+        variable: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.raw(variable)
+            .map(|value| self.parse_with(variable, &value, &parse))
+            .transpose()
+    }
+
+    fn parsed<T>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(variable) {
+            None => Ok(default),
+            Some(value) => self.parse_with(variable, &value, |text| {
+                text.parse::<T>()
+                    .map_err(|error| format!("cannot parse {text:?}: {error}"))
+            }),
+        }
+    }
+
+    fn positive(&self, variable: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let value: u64 = self.parsed(variable, default)?;
+        if value == 0 {
+            return Err(ConfigError {
+                variable,
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn list<T>(&self, variable: &'static str) -> Result<Vec<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let Some(value) = self.raw(variable) else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.parse::<T>().map_err(|error| ConfigError {
+                    variable,
+                    message: format!("cannot parse {item:?}: {error}"),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_map(&vars)
+    }
+
+    #[test]
+    fn defaults_describe_the_embedded_mode() {
+        let config = config(&[("LOG_FORMAT", "json")]).expect("defaults are valid");
+        assert_eq!(config.listen_address().to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url.kind(), DatabaseKind::Sqlite);
+        assert!(config.is_embedded());
+        assert_eq!(config.currency, "USD");
+        assert_eq!(config.loan_max_amount, Money::from_minor(100_000_000));
+        assert_eq!(config.default_annual_interest_rate.to_string(), "12.0");
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let cases = [
+            ("PORT", "eighty"),
+            ("DATABASE_URL", "mysql://localhost/db"),
+            ("JWT_SECRET", "short"),
+            ("TIMEZONE", "Mars/Olympus"),
+            ("LOG_FORMAT", "xml"),
+            ("LATE_FEE_PERCENT", "-1"),
+            ("LOAN_MAX_AMOUNT", "10.001"),
+            ("SCHEDULER_ENABLED", "maybe"),
+            ("TRUSTED_PROXIES", "10.0.0.1, not-an-ip"),
+            ("CURRENCY", "usd"),
+        ];
+        for (variable, value) in cases {
+            match config(&[(variable, value)]) {
+                Ok(_) => panic!("{variable}={value} was accepted"),
+                Err(error) => assert_eq!(error.variable, variable, "{error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn postgres_requires_a_long_jwt_secret() {
+        let error = config(&[("DATABASE_URL", "postgres://postgres@127.0.0.1/db")]).err();
+        assert_eq!(error.map(|e| e.variable), Some("JWT_SECRET"));
+        let secret = "0123456789abcdef0123456789abcdef";
+        let ok = config(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/db"),
+            ("JWT_SECRET", secret),
+        ]);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn database_url_debug_hides_the_password() {
+        let url = DatabaseUrl::parse("postgres://app:hunter2@db:5432/loans").expect("valid url");
+        assert_eq!(format!("{url:?}"), "postgres://app:***@db:5432/loans");
+    }
+}

@@ -1,0 +1,36 @@
+use sea_orm::entity::prelude::*;
+
+use super::LoanStatus;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "loans")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: LoanStatus,
+    pub currency: String,
+    pub principal_minor: i64,
+    pub annual_interest_rate: String,
+    pub term_months: i32,
+    pub purpose: Option<String>,
+    pub installment_minor: i64,
+    pub total_payable_minor: i64,
+    pub total_paid_minor: i64,
+    pub penalties_minor: i64,
+    pub penalties_paid_minor: i64,
+    pub next_due_date: Option<Date>,
+    pub first_due_date: Option<Date>,
+    pub approved_by: Option<Uuid>,
+    pub approved_at: Option<DateTimeUtc>,
+    pub rejected_by: Option<Uuid>,
+    pub rejected_at: Option<DateTimeUtc>,
+    pub rejection_reason: Option<String>,
+    pub cancelled_at: Option<DateTimeUtc>,
+    pub paid_off_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! SeaORM entities, one per table of the initial migration. They are the
+//! storage shape only: handlers never serialise them, services map them to
+//! view types.
+
+pub mod audit_log;
+pub mod audit_log_archive;
+pub mod idempotency_key;
+pub mod installment;
+pub mod job_run;
+pub mod loan;
+pub mod notification;
+pub mod payment;
+pub mod payment_allocation;
+pub mod profile;
+pub mod refresh_session;
+pub mod user;
+
+mod enums;
+pub use enums::{InstallmentStatus, LoanStatus, NotificationKind, Role};

@@ -1,0 +1,57 @@
+//! The schema, as one ordered list of migrations shared by SQLite and
+//! PostgreSQL. Migrations are append-only once they have landed on `main`.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_initial_schema;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_initial_schema::Migration)]
+    }
+}
+
+/// The few column types whose spelling differs between the two databases.
+/// Everything else in our DDL is common SQL.
+pub(crate) struct Dialect {
+    pub uuid: &'static str,
+    pub timestamp: &'static str,
+    pub date: &'static str,
+    pub json: &'static str,
+    pub now: &'static str,
+}
+
+impl Dialect {
+    pub fn for_backend(backend: sea_orm::DatabaseBackend) -> Dialect {
+        match backend {
+            sea_orm::DatabaseBackend::Postgres => Dialect {
+                uuid: "UUID",
+                timestamp: "TIMESTAMPTZ",
+                date: "DATE",
+                json: "JSONB",
+                now: "now()",
+            },
+            // SQLite keeps UUIDs as 16-byte blobs (sqlx's encoding), dates and
+            // timestamps as ISO-8601 text, which sorts chronologically.
+            _ => Dialect {
+                uuid: "BLOB",
+                timestamp: "TEXT",
+                date: "TEXT",
+                json: "TEXT",
+                now: "(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))",
+            },
+        }
+    }
+
+    /// Substitutes `{uuid}`, `{ts}`, `{date}`, `{json}` and `{now}`.
+    pub fn render(&self, sql: &str) -> String {
+        sql.replace("{uuid}", self.uuid)
+            .replace("{ts}", self.timestamp)
+            .replace("{date}", self.date)
+            .replace("{json}", self.json)
+            .replace("{now}", self.now)
+    }
+}

@@ -1,0 +1,164 @@
+//! Database connections and migrations.
+//!
+//! The backend is picked from the URL scheme. On SQLite (the embedded
+//! default) every write goes through a pool of exactly one connection and
+//! write transactions start with `BEGIN IMMEDIATE`, so writers queue up in
+//! the process instead of failing with `SQLITE_BUSY`; reads use a separate
+//! pool and, thanks to WAL, never wait for the writer. On PostgreSQL writes
+//! and reads share one pool unless a read replica is configured.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::{Config, DatabaseKind, DatabaseUrl};
+
+pub mod entities;
+pub mod migrations;
+
+/// Handles to the database: `write` for transactions and anything that
+/// must see the latest committed state, `read` for plain lookups and lists.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub write: DatabaseConnection,
+    pub read: DatabaseConnection,
+}
+
+/// How long a request waits for a pooled connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SQLite waits on a lock held by another process.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const SQLITE_READ_CONNECTIONS: u32 = 4;
+
+impl Db {
+    pub async fn connect(config: &Config) -> Result<Db, DbErr> {
+        match config.database_url.kind() {
+            DatabaseKind::Sqlite => {
+                let write = connect_sqlite(&config.database_url, 1).await?;
+                let read = connect_sqlite(&config.database_url, SQLITE_READ_CONNECTIONS).await?;
+                Ok(Db { write, read })
+            }
+            DatabaseKind::Postgres => {
+                let max = config.database_max_connections;
+                let write = connect_postgres(&config.database_url, max).await?;
+                let read = match &config.database_read_url {
+                    Some(url) => connect_postgres(url, max).await?,
+                    None => write.clone(),
+                };
+                Ok(Db { write, read })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.write.get_database_backend()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`), so a transaction that first reads
+    /// and then writes cannot fail half-way on a lock upgrade.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.write.begin_with_options(options).await
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock makes
+    /// instances that start together take turns; the later ones find
+    /// nothing left to do.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        if self.is_postgres() {
+            let transaction = self.write.begin().await?;
+            transaction
+                .execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                ))
+                .await?;
+            migrations::Migrator::up(&transaction, None).await?;
+            transaction.commit().await
+        } else {
+            migrations::Migrator::up(&self.write, None).await
+        }
+    }
+
+    /// Whether the database answers, for the readiness probe.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.write.ping().await?;
+        self.read.ping().await
+    }
+}
+
+/// An arbitrary constant identifying our migration lock among advisory locks.
+const MIGRATION_LOCK_KEY: i64 = 7_310_455_001;
+
+async fn connect_sqlite(
+    url: &DatabaseUrl,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    if let Some(parent) =
+        sqlite_file_path(url.expose()).and_then(|path| path.parent().map(ToOwned::to_owned))
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(&parent).map_err(|error| {
+            DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true)
+        });
+    sea_orm::Database::connect(options).await
+}
+
+async fn connect_postgres(
+    url: &DatabaseUrl,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        // Reconnect transparently after the server restarts: a pooled
+        // connection that sat idle is checked before it is handed out.
+        .test_before_acquire(true)
+        .sqlx_logging(false);
+    sea_orm::Database::connect(options).await
+}
+
+/// The file behind `sqlite://path?query`, if it names one.
+fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Whether an error is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,303 @@
+//! Reading request bodies.
+//!
+//! The contract separates three failures: a body that is not JSON (or not
+//! sent as JSON) or that carries fields we do not know is a `400`; JSON
+//! whose fields are missing, of the wrong type or invalid is a `422` naming
+//! every such field. To report all bad fields at once, request structs
+//! declare their fields as [`Field<T>`], which never fails to deserialise:
+//! it records what it found, and a [`Validator`] turns those records into
+//! domain values or field errors.
+
+use std::fmt::Display;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::error::{AppError, FieldError};
+
+/// A JSON request body of type `T` (a struct with `deny_unknown_fields`
+/// whose fields are [`Field`]s).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&request) {
+            return Err(AppError::BadRequest(
+                "The request body must be JSON, sent with Content-Type: application/json."
+                    .to_owned(),
+            ));
+        }
+        let bytes = read_body(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Like [`JsonBody`], but an empty body (with or without a content type)
+/// is `None`: for endpoints whose whole body is optional.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = has_json_content_type(&request);
+        let bytes = read_body(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !declared_json {
+            return Err(AppError::BadRequest(
+                "The request body must be JSON, sent with Content-Type: application/json."
+                    .to_owned(),
+            ));
+        }
+        parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
+    }
+}
+
+fn has_json_content_type(request: &Request) -> bool {
+    let Some(content_type) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, AppError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest("The request body could not be read.".to_owned())
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(AppError::BadRequest(format!(
+            "Malformed JSON: {}.",
+            without_position(&error)
+        )));
+    }
+    // serde would also read a struct from a JSON array; we want objects only.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::BadRequest(
+            "The request body must be a JSON object.".to_owned(),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        let detail = match error.classify() {
+            serde_json::error::Category::Data => {
+                format!("Invalid request body: {}.", without_position(&error))
+            }
+            _ => format!("Malformed JSON: {}.", without_position(&error)),
+        };
+        AppError::BadRequest(detail)
+    })
+}
+
+/// serde_json appends " at line 1 column 5"; clients need only the reason.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.find(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text,
+    }
+}
+
+/// What a request body held for one field.
+#[derive(Debug, Default)]
+pub enum Field<T> {
+    /// The field was absent.
+    #[default]
+    Missing,
+    /// The field was `null`.
+    Null,
+    /// The field held JSON that is not a `T`; the message says why.
+    Invalid(String),
+    Value(T),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if raw.get() == "null" {
+            return Ok(Field::Null);
+        }
+        Ok(match serde_json::from_str::<T>(raw.get()) {
+            Ok(value) => Field::Value(value),
+            Err(error) => Field::Invalid(without_position(&error)),
+        })
+    }
+}
+
+/// Collects field errors while a request is turned into domain values.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Display) {
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_string(),
+        });
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// A field that must be present and not null, parsed by `parse`.
+    pub fn required<T, U, E: Display>(
+        &mut self,
+        name: &str,
+        field: Field<T>,
+        parse: impl FnOnce(T) -> Result<U, E>,
+    ) -> Option<U> {
+        match field {
+            Field::Missing | Field::Null => {
+                self.error(name, "is required");
+                None
+            }
+            Field::Invalid(message) => {
+                self.error(name, message);
+                None
+            }
+            Field::Value(value) => self.check(name, parse(value)),
+        }
+    }
+
+    /// A field that may be absent or null (`Some(None)`); `None` means it
+    /// was present but invalid.
+    pub fn optional<T, U, E: Display>(
+        &mut self,
+        name: &str,
+        field: Field<T>,
+        parse: impl FnOnce(T) -> Result<U, E>,
+    ) -> Option<Option<U>> {
+        match field {
+            Field::Missing | Field::Null => Some(None),
+            Field::Invalid(message) => {
+                self.error(name, message);
+                None
+            }
+            Field::Value(value) => self.check(name, parse(value)).map(Some),
+        }
+    }
+
+    /// Records the error of a failed parse under `name`.
+    pub fn check<U, E: Display>(&mut self, name: &str, result: Result<U, E>) -> Option<U> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.error(name, message);
+                None
+            }
+        }
+    }
+
+    /// Fails with every collected error, or builds the parsed request. The
+    /// builder returns `None` only if a field it needs failed, which the
+    /// collected errors already describe.
+    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, AppError> {
+        if !self.errors.is_empty() {
+            return Err(AppError::Validation(self.errors));
+        }
+        build().ok_or_else(|| AppError::Validation(Vec::new()))
+    }
+}
+
+/// Parse functions for fields that need no conversion.
+pub fn accept<T>(value: T) -> Result<T, std::convert::Infallible> {
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        #[serde(default)]
+        name: Field<String>,
+        #[serde(default)]
+        count: Field<u32>,
+    }
+
+    #[test]
+    fn fields_record_what_they_found() {
+        let sample: Sample = serde_json::from_str(r#"{"name": 5}"#).expect("parses");
+        assert!(
+            matches!(sample.name, Field::Invalid(ref m) if m.starts_with("invalid type: integer `5`"))
+        );
+        assert!(matches!(sample.count, Field::Missing));
+        let sample: Sample = serde_json::from_str(r#"{"name": null, "count": 3}"#).expect("parses");
+        assert!(matches!(sample.name, Field::Null));
+        assert!(matches!(sample.count, Field::Value(3)));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_syntax_are_bad_requests() {
+        for body in [r#"{"name": "a", "role": "ADMIN"}"#, "{", "[1]", "nonsense"] {
+            let result = parse_json::<Sample>(body.as_bytes());
+            assert!(matches!(result, Err(AppError::BadRequest(_))), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_validator_collects_every_error() {
+        let mut validator = Validator::new();
+        let name = validator.required("name", Field::<String>::Missing, accept);
+        let count = validator.required("count", Field::Value(0u32), |n| {
+            if n > 0 {
+                Ok(n)
+            } else {
+                Err("must be positive")
+            }
+        });
+        let result = validator.finish(|| Some((name?, count?)));
+        match result {
+            Err(AppError::Validation(errors)) => {
+                let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+                assert_eq!(fields, ["name", "count"]);
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+}

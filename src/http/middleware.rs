@@ -1,0 +1,101 @@
+//! Middleware every response passes through.
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use uuid::Uuid;
+
+use super::error::{PROBLEM_CONTENT_TYPE, problem_for_status};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (the client's `X-Request-Id` when it is a
+/// sane token, else a new UUID) and echoes it on the response.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|text| is_sane_request_id(text))
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+fn is_sane_request_id(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The route template of a request (`/loans/{id}`), for logs and metrics.
+pub fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned())
+}
+
+/// Error responses not made by our handlers (unknown route, wrong method,
+/// body-limit, timeout, panic) get a problem+json body like all others.
+pub async fn problem_json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(response.headers()) {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let mut replacement = problem_for_status(status);
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            replacement.headers_mut().insert(name, value.clone());
+        }
+    }
+    replacement
+}
+
+fn is_problem(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with(PROBLEM_CONTENT_TYPE))
+}
+
+/// JSON responses may not be framed, sniffed, or run anything; the docs
+/// page may run its own (vendored) script and styles and nothing else.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+pub async fn security_headers(request: Request, next: Next) -> Response<Body> {
+    let is_docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
+    );
+    if !is_docs {
+        // Responses carry tokens and personal data: never cache them.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,226 @@
+//! The HTTP surface: router assembly, middleware, the problem+json error
+//! type, request parsing, pagination and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, StatusCode};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, ResponseBuilder};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+pub mod docs;
+pub mod error;
+pub mod format;
+pub mod health;
+pub mod json;
+pub mod middleware;
+pub mod pagination;
+pub mod path;
+pub mod rate_limit;
+
+use error::{AppError, FieldError, Problem};
+
+/// Request bodies above this size are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Loan Tracker",
+        description = "Loan servicing: applications, approvals, repayment schedules, payments, \
+            notifications and an audit trail. Money is a string with two decimals; errors are \
+            RFC 9457 problem details."
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "auth", description = "Registration, login and tokens"),
+        (name = "users", description = "Accounts, roles and profiles"),
+        (name = "audit", description = "The audit trail"),
+        (name = "operations", description = "Health and documentation"),
+    )
+)]
+struct ApiDoc;
+
+/// Every documented route, with its OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::auth::handlers::router())
+        .merge(crate::users::handlers::router())
+        .merge(crate::audit::handlers::router())
+        .merge(health::router())
+}
+
+/// The OpenAPI document exactly as `GET /openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = api_routes().split_for_parts();
+    complete_document(&mut document);
+    document
+}
+
+/// The whole application: routes, docs and middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, mut document) = api_routes().split_for_parts();
+    complete_document(&mut document);
+    let document_json = serde_json::to_string(&document).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialise the OpenAPI document");
+        "{}".to_owned()
+    });
+    let config = Arc::clone(&state.config);
+
+    let mut app = api
+        .merge(docs::router(Arc::new(document_json)))
+        .fallback(|| async { AppError::NotFound("Resource") })
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(middleware::security_headers))
+                .layer(axum::middleware::from_fn(middleware::problem_json_errors))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    config.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+        );
+    if !config.cors_origins.is_empty() {
+        app = app.layer(cors_layer(&config.cors_origins));
+    }
+    app.layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(middleware::request_id))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &axum::extract::Request| {
+                        let request_id = request
+                            .headers()
+                            .get(middleware::REQUEST_ID)
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            route = %middleware::route_of(request),
+                            request_id = %request_id,
+                            user_id = tracing::field::Empty,
+                        )
+                    })
+                    .on_request(())
+                    .on_response(
+                        |response: &axum::response::Response,
+                         latency: std::time::Duration,
+                         _span: &tracing::Span| {
+                            tracing::info!(
+                                status = response.status().as_u16(),
+                                latency_ms = latency.as_secs_f64() * 1000.0,
+                                "request finished"
+                            );
+                        },
+                    ),
+            ),
+    )
+    .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let origins: Vec<_> = origins
+        .iter()
+        .filter_map(|origin| origin.parse().ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(middleware::REQUEST_ID),
+        ])
+        .expose_headers([
+            HeaderName::from_static(middleware::REQUEST_ID),
+            axum::http::header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Adds what every operation shares: the bearer security scheme, and the
+/// problem+json responses that middleware and extractors can produce.
+fn complete_document(document: &mut utoipa::openapi::OpenApi) {
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearerAuth",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    error::PROBLEM_CONTENT_TYPE,
+                    Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "Problem",
+                    )))),
+                )
+                .build(),
+        )
+    };
+    for path_item in document.paths.paths.values_mut() {
+        let operations = [
+            path_item.get.as_mut(),
+            path_item.post.as_mut(),
+            path_item.put.as_mut(),
+            path_item.patch.as_mut(),
+            path_item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = operation.request_body.is_some();
+            let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            };
+            if has_body {
+                add(
+                    "400",
+                    "Malformed JSON, a non-JSON content type or unknown fields",
+                );
+                add("413", "Request body larger than 1 MiB");
+            }
+            if has_body || has_params {
+                add("422", "Invalid fields; `errors` names each one");
+            }
+            if secured {
+                add("401", "Missing, invalid or expired access token");
+                add("403", "The caller's role does not allow this");
+            }
+            if has_params {
+                add("404", "No such record, or not one the caller may see");
+            }
+            add("429", "Rate limited; see Retry-After");
+            add("503", "Temporarily unavailable");
+            add("default", "An error, as problem details");
+        }
+    }
+}

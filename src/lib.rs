@@ -1,0 +1,16 @@
+//! Loan Tracker: a loan-servicing backend.
+//!
+//! People register and apply for loans; staff approve them; borrowers repay
+//! in monthly installments. See `../shared/API.md` for the HTTP contract
+//! and the README for running it.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod money;
+pub mod startup;
+pub mod users;

@@ -1,0 +1,348 @@
+//! Money and rates, with no I/O.
+//!
+//! An amount is an integer count of minor units (cents). It is parsed from
+//! the decimal text a client sent (a JSON string or the literal digits of a
+//! JSON number, never through a float), printed with exactly two decimals,
+//! and every arithmetic step is overflow-checked. Rates are percentages held
+//! as [`Decimal`]; converting a computed decimal amount back to minor units
+//! always rounds half to even (banker's rounding), so repeated roundings do
+//! not drift in one direction.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Serialize, Serializer};
+
+/// Minor units per major unit: every currency we serve has two decimals.
+const MINOR_PER_MAJOR: i64 = 100;
+
+/// An exact amount of money in minor units. May be negative in arithmetic;
+/// requests only ever produce positive amounts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i64);
+
+/// Why a piece of text is not an amount of money.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyParseError {
+    #[error("must be a decimal amount such as \"1250.00\"")]
+    Malformed,
+    #[error("must have at most two decimal places")]
+    TooManyDecimals,
+    #[error("is too large")]
+    TooLarge,
+}
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+
+    pub const fn from_minor(minor: i64) -> Self {
+        Money(minor)
+    }
+
+    pub const fn minor(self) -> i64 {
+        self.0
+    }
+
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    /// Parses plain decimal notation: optional `-`, digits, and at most two
+    /// decimals after a `.` (`"1250"`, `"1250.5"`, `"1250.50"`). No
+    /// exponents, no whitespace, no thousands separators, no `+`.
+    pub fn parse_decimal(text: &str) -> Result<Money, MoneyParseError> {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = match unsigned.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (unsigned, None),
+        };
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MoneyParseError::Malformed);
+        }
+        let fraction = fraction.unwrap_or("");
+        if !fraction.bytes().all(|b| b.is_ascii_digit()) || unsigned.ends_with('.') {
+            return Err(MoneyParseError::Malformed);
+        }
+        if fraction.len() > 2 {
+            return Err(MoneyParseError::TooManyDecimals);
+        }
+        let whole: i64 = whole.parse().map_err(|_| MoneyParseError::TooLarge)?;
+        let cents: i64 = match fraction.len() {
+            0 => 0,
+            1 => i64::from(fraction.as_bytes()[0] - b'0') * 10,
+            _ => fraction.parse().map_err(|_| MoneyParseError::Malformed)?,
+        };
+        let magnitude = whole
+            .checked_mul(MINOR_PER_MAJOR)
+            .and_then(|minor| minor.checked_add(cents))
+            .ok_or(MoneyParseError::TooLarge)?;
+        Ok(Money(if negative { -magnitude } else { magnitude }))
+    }
+
+    /// The amount as an exact decimal in major units (`12.34`).
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::new(self.0, 2)
+    }
+
+    /// Rounds a decimal amount in major units half-to-even to the cent.
+    /// `None` when it does not fit.
+    pub fn from_decimal_half_even(amount: Decimal) -> Option<Money> {
+        let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+        let minor = rounded.checked_mul(Decimal::from(MINOR_PER_MAJOR))?;
+        i64::try_from(minor).ok().map(Money)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let magnitude = self.0.unsigned_abs();
+        let per_major = MINOR_PER_MAJOR.unsigned_abs();
+        write!(
+            f,
+            "{sign}{}.{:02}",
+            magnitude / per_major,
+            magnitude % per_major
+        )
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Money::parse_decimal(text)
+    }
+}
+
+/// On the wire money is always a string with two decimals.
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::iter::Sum for Money {
+    /// Saturates instead of panicking; callers summing untrusted values use
+    /// [`Money::checked_add`] instead.
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Self {
+        Money(iter.fold(0i64, |total, m| total.saturating_add(m.0)))
+    }
+}
+
+/// A percentage such as an annual interest rate or a late-fee rate:
+/// `"12.5"` means 12.5 %. At most four decimals, never negative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(Decimal);
+
+/// Why a piece of text is not a percentage.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PercentParseError {
+    #[error("must be a decimal percentage such as \"12.5\"")]
+    Malformed,
+    #[error("must have at most four decimal places")]
+    TooManyDecimals,
+    #[error("must be between 0 and 100")]
+    OutOfRange,
+}
+
+impl Percent {
+    pub const MAX_DECIMALS: u32 = 4;
+
+    /// Parses plain decimal notation between 0 and 100 inclusive.
+    pub fn parse(text: &str) -> Result<Percent, PercentParseError> {
+        let well_formed = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && text.bytes().filter(|b| *b == b'.').count() <= 1
+            && !text.starts_with('.')
+            && !text.ends_with('.');
+        if !well_formed {
+            return Err(PercentParseError::Malformed);
+        }
+        let value = Decimal::from_str(text).map_err(|_| PercentParseError::Malformed)?;
+        if value.scale() > Self::MAX_DECIMALS {
+            return Err(PercentParseError::TooManyDecimals);
+        }
+        if value > Decimal::ONE_HUNDRED {
+            return Err(PercentParseError::OutOfRange);
+        }
+        Ok(Percent(value.normalize()))
+    }
+
+    pub fn zero() -> Percent {
+        Percent(Decimal::ZERO)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// The percentage as a decimal number of percent (`12.5`).
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+
+    /// `amount × percent / 100`, rounded half-to-even to the cent.
+    pub fn of(self, amount: Money) -> Option<Money> {
+        let product = amount
+            .to_decimal()
+            .checked_mul(self.0)?
+            .checked_div(Decimal::ONE_HUNDRED)?;
+        Money::from_decimal_half_even(product)
+    }
+}
+
+/// Printed with at least one decimal: `12.0`, `12.5`, `7.25`.
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let normal = self.0.normalize();
+        if normal.scale() == 0 {
+            write!(f, "{normal}.0")
+        } else {
+            write!(f, "{normal}")
+        }
+    }
+}
+
+impl FromStr for Percent {
+    type Err = PercentParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Percent::parse(text)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_accepted_notations() {
+        assert_eq!(Money::parse_decimal("1250"), Ok(Money(125_000)));
+        assert_eq!(Money::parse_decimal("1250.5"), Ok(Money(125_050)));
+        assert_eq!(Money::parse_decimal("1250.50"), Ok(Money(125_050)));
+        assert_eq!(Money::parse_decimal("0.01"), Ok(Money(1)));
+        assert_eq!(Money::parse_decimal("-3.07"), Ok(Money(-307)));
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for text in [
+            "", ".5", "5.", "1e3", "+5", " 5", "5 ", "1,000", "abc", "--1", "1.2.3", "NaN", "-",
+        ] {
+            assert_eq!(
+                Money::parse_decimal(text),
+                Err(MoneyParseError::Malformed),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            Money::parse_decimal("1.001"),
+            Err(MoneyParseError::TooManyDecimals)
+        );
+        assert_eq!(
+            Money::parse_decimal("99999999999999999999"),
+            Err(MoneyParseError::TooLarge)
+        );
+        assert_eq!(
+            Money::parse_decimal("92233720368547758.07"),
+            Ok(Money(i64::MAX))
+        );
+        assert_eq!(
+            Money::parse_decimal("92233720368547758.08"),
+            Err(MoneyParseError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn formats_with_two_decimals() {
+        assert_eq!(Money(125_000).to_string(), "1250.00");
+        assert_eq!(Money(5).to_string(), "0.05");
+        assert_eq!(Money(-5).to_string(), "-0.05");
+        assert_eq!(Money(i64::MIN).to_string(), "-92233720368547758.08");
+        assert_eq!(
+            serde_json::to_string(&Money(1)).ok(),
+            Some("\"0.01\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn rounds_half_to_even() {
+        let round =
+            |text: &str| Money::from_decimal_half_even(Decimal::from_str(text).expect("decimal"));
+        assert_eq!(round("0.125"), Some(Money(12)));
+        assert_eq!(round("0.135"), Some(Money(14)));
+        assert_eq!(round("0.1251"), Some(Money(13)));
+        assert_eq!(round("-0.125"), Some(Money(-12)));
+        assert_eq!(round("2.5"), Some(Money(250)));
+    }
+
+    #[test]
+    fn percent_parses_formats_and_applies() {
+        assert_eq!(
+            Percent::parse("12.5").map(|p| p.to_string()),
+            Ok("12.5".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("12").map(|p| p.to_string()),
+            Ok("12.0".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("12.000").map(|p| p.to_string()),
+            Ok("12.0".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("0").map(|p| p.to_string()),
+            Ok("0.0".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("100.0001"),
+            Err(PercentParseError::OutOfRange)
+        );
+        assert_eq!(
+            Percent::parse("1.23456"),
+            Err(PercentParseError::TooManyDecimals)
+        );
+        assert_eq!(Percent::parse("-1"), Err(PercentParseError::Malformed));
+        assert_eq!(Percent::parse("1e2"), Err(PercentParseError::Malformed));
+        // 5 % of 10.50 is 0.525, which rounds to the even cent 0.52.
+        let five = Percent::parse("5").expect("percent");
+        assert_eq!(five.of(Money(1050)), Some(Money(52)));
+        assert_eq!(five.of(Money(1070)), Some(Money(54)));
+    }
+
+    proptest! {
+        #[test]
+        fn formatting_then_parsing_is_the_identity(minor in any::<i64>()) {
+            prop_assert_eq!(Money::parse_decimal(&Money(minor).to_string()), Ok(Money(minor)));
+        }
+
+        #[test]
+        fn decimal_round_trip_is_exact(minor in -1_000_000_000_000i64..1_000_000_000_000) {
+            prop_assert_eq!(Money::from_decimal_half_even(Money(minor).to_decimal()), Some(Money(minor)));
+        }
+    }
+}

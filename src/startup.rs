@@ -1,0 +1,169 @@
+//! Bringing the service up: logging, secrets, database, admin bootstrap,
+//! and serving until a shutdown signal.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::auth::service::ensure_admin;
+use crate::clock::SharedClock;
+use crate::config::{Config, LogFormat};
+use crate::db::Db;
+use crate::users::domain::{Email, NewPassword, Username};
+
+/// Installs the global `tracing` subscriber: JSON lines unless asked for
+/// pretty output; `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    if let Err(error) = result {
+        eprintln!("logging was already initialised: {error}");
+    }
+}
+
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// The configured JWT secret, or in embedded mode the one kept in the data
+/// directory (generated on first start, readable only by its owner).
+pub fn resolve_jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    load_or_create_secret(&config.data_dir.join(JWT_SECRET_FILE))
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        anyhow::ensure!(
+            existing.len() >= 32,
+            "{} holds a secret shorter than 32 bytes",
+            path.display()
+        );
+        return Ok(SecretString::from(existing));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let secret = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a JWT secret for embedded mode");
+            Ok(SecretString::from(secret))
+        }
+        // Another process created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create_secret(path)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// Connects, migrates, and builds the shared state.
+pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
+    let secret = resolve_jwt_secret(&config)?;
+    let db = Db::connect(&config)
+        .await
+        .with_context(|| format!("cannot connect to {:?}", config.database_url))?;
+    db.migrate().await.context("cannot apply migrations")?;
+    let state = AppState::new(config, db, clock, &secret)?;
+    bootstrap_admin(&state).await?;
+    Ok(state)
+}
+
+/// Creates the `ADMIN_*` administrator if configured and not yet there.
+async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
+    let Some(admin) = state.config.admin_bootstrap.clone() else {
+        return Ok(());
+    };
+    let email = Email::parse(admin.email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {e}"))?;
+    let username =
+        Username::parse(admin.username).map_err(|e| anyhow::anyhow!("ADMIN_USERNAME {e}"))?;
+    let password =
+        NewPassword::parse(secrecy::ExposeSecret::expose_secret(&admin.password).to_owned())
+            .map_err(|e| anyhow::anyhow!("ADMIN_PASSWORD {e}"))?;
+    let created = ensure_admin(state, email.clone(), username, password)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the bootstrap admin: {error}"))?;
+    if created {
+        tracing::info!(
+            email = email.as_str(),
+            "created the bootstrap administrator"
+        );
+    }
+    Ok(())
+}
+
+/// Serves `state` on `listener` until SIGINT or SIGTERM, then lets
+/// in-flight requests finish.
+pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let app = crate::http::router(state);
+    tracing::info!(%address, "listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// A shared system clock.
+pub fn system_clock() -> SharedClock {
+    Arc::new(crate::clock::SystemClock)
+}

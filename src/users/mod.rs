@@ -1,0 +1,6 @@
+//! User accounts, roles and profiles.
+
+pub mod domain;
+pub mod handlers;
+pub mod service;
+pub mod views;

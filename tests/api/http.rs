@@ -1,0 +1,149 @@
+//! What every response shares: problem+json errors, request ids, headers,
+//! limits, health and documentation.
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = TestApp::spawn().await;
+    let missing = app.call(Method::GET, "/no/such/thing", None, None).await;
+    missing.assert_problem(404);
+    let wrong_method = app.call(Method::DELETE, "/auth/login", None, None).await;
+    wrong_method.assert_problem(405);
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_security_headers() {
+    let app = TestApp::spawn().await;
+    let generated = app.call(Method::GET, "/health/live", None, None).await;
+    generated.assert_status(200);
+    assert_eq!(generated.body, json!({ "status": "ok" }));
+    let id = generated.header("x-request-id").expect("request id");
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+    assert_eq!(generated.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(generated.header("x-frame-options"), Some("DENY"));
+    assert!(
+        generated
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("default-src 'none'"))
+    );
+    assert!(generated.header("server").is_none());
+
+    let echoed = app
+        .send(
+            Request::builder()
+                .uri("/no/such/thing")
+                .header("x-request-id", "client-chosen-42")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(echoed.header("x-request-id"), Some("client-chosen-42"));
+    assert_eq!(echoed.header("x-frame-options"), Some("DENY"));
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_refused() {
+    let app = TestApp::spawn().await;
+    let padding = "x".repeat(1024 * 1024);
+    let body =
+        json!({ "email": "a@example.com", "username": "abc", "password": padding }).to_string();
+    let response = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/auth/register")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+        .await;
+    response.assert_problem(413);
+}
+
+#[tokio::test]
+async fn readiness_reports_the_database() {
+    let app = TestApp::spawn().await;
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    ready.assert_status(200);
+    assert_eq!(
+        ready.body,
+        json!({ "status": "ok", "checks": { "database": "ok" } })
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_served_routes() {
+    let app = TestApp::spawn().await;
+    let response = app.call(Method::GET, "/openapi.json", None, None).await;
+    response.assert_status(200);
+    let document = &response.body;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/users/me",
+        "/users",
+        "/users/{id}",
+        "/users/{id}/role",
+        "/users/{id}/profile",
+        "/users/me/profile",
+        "/audit-logs",
+        "/health/live",
+        "/health/ready",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    assert_eq!(
+        document["paths"]["/users/{id}/role"]["patch"]["responses"]["409"]["content"]["application/problem+json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert!(document["components"]["securitySchemes"]["bearerAuth"].is_object());
+    assert_eq!(
+        serde_json::to_value(loan_tracker::http::openapi_document()).expect("document"),
+        *document,
+        "the CLI prints what the server serves"
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_uses_only_its_own_assets() {
+    let app = TestApp::spawn().await;
+    let page = app.call(Method::GET, "/docs", None, None).await;
+    page.assert_status(200);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+    assert!(
+        !page.text.contains("http://") && !page.text.contains("https://"),
+        "no CDN"
+    );
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/init.js",
+    ] {
+        assert!(page.text.contains(asset), "{asset} not referenced");
+        let served = app.call(Method::GET, asset, None, None).await;
+        served.assert_status(200);
+        assert!(served.text.len() > 200, "{asset} is empty");
+    }
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|csp| csp.contains("script-src 'self'"))
+    );
+}

@@ -1,0 +1,8 @@
+//! The integration tests: one binary, the real router, a fresh database
+//! per test (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set).
+
+mod audit;
+mod auth;
+mod http;
+mod support;
+mod users;

@@ -1,0 +1,397 @@
+//! The test harness: a fresh database per test, the real router driven
+//! in-process, and scenario helpers.
+//!
+//! SQLite in a temporary directory by default; with `TEST_DATABASE_URL`
+//! (a PostgreSQL server URL) each test gets its own freshly created and
+//! migrated database, dropped again at the end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chrono::{DateTime, TimeZone, Utc};
+use http_body_util::BodyExt;
+use loan_tracker::app::AppState;
+use loan_tracker::clock::ManualClock;
+use loan_tracker::config::Config;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The moment every test starts at, unless it moves the clock.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 10, 0, 0)
+        .single()
+        .expect("valid start time")
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+    _database: TestDatabase,
+}
+
+enum TestDatabase {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { server_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { server_url, name } = self {
+            let server_url = server_url.clone();
+            let name = name.clone();
+            // Drop runs outside async; use a throwaway runtime on its own
+            // thread to remove the database.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(server) = sea_orm::Database::connect(&server_url).await {
+                            let _ = server
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = server.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestAppBuilder {
+    vars: HashMap<String, String>,
+}
+
+impl TestAppBuilder {
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub async fn build(mut self) -> TestApp {
+        let (database, url, data_dir) = match std::env::var("TEST_DATABASE_URL") {
+            Ok(server_url) if !server_url.is_empty() => {
+                let name = format!("lt_test_{}", Uuid::new_v4().simple());
+                let server = sea_orm::Database::connect(&server_url)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                server
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                server.close().await.expect("close admin connection");
+                let url = replace_database_name(&server_url, &name);
+                let data_dir = std::env::temp_dir().join(&name);
+                (TestDatabase::Postgres { server_url, name }, url, data_dir)
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                let data_dir = dir.path().to_path_buf();
+                (TestDatabase::Sqlite(dir), url, data_dir)
+            }
+        };
+        let defaults = [
+            ("DATABASE_URL", url.as_str()),
+            ("DATA_DIR", &data_dir.display().to_string()),
+            ("JWT_SECRET", "test-secret-0123456789abcdef0123456789"),
+            ("LOG_FORMAT", "json"),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "10000"),
+            ("RATE_LIMIT_PER_MINUTE", "100000"),
+            ("DATABASE_MAX_CONNECTIONS", "8"),
+        ];
+        for (name, value) in defaults {
+            self.vars
+                .entry(name.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+        let config = Config::from_map(&self.vars).expect("test configuration is valid");
+        let clock = ManualClock::new(start_time());
+        let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
+            .await
+            .expect("application state");
+        let router = loan_tracker::http::router(state.clone());
+        TestApp {
+            router,
+            state,
+            clock,
+            _database: database,
+        }
+    }
+}
+
+fn replace_database_name(server_url: &str, name: &str) -> String {
+    let (without_query, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let authority_end = without_query
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| without_query[start..].find('/').map(|i| start + i));
+    let base = match authority_end {
+        Some(slash) => &without_query[..slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A response, with the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts a problem+json error of `status` and returns its body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> &Value {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], json!(status));
+        assert!(
+            self.body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("https://")),
+            "{}",
+            self.text
+        );
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{}",
+            self.text
+        );
+        &self.body
+    }
+
+    /// Asserts a 422 whose `errors` name exactly `fields` (in any order).
+    #[track_caller]
+    pub fn assert_invalid_fields(&self, fields: &[&str]) {
+        self.assert_problem(422);
+        let mut named: Vec<&str> = self.body["errors"]
+            .as_array()
+            .expect("errors array")
+            .iter()
+            .map(|e| e["field"].as_str().expect("field name"))
+            .collect();
+        named.sort_unstable();
+        let mut expected = fields.to_vec();
+        expected.sort_unstable();
+        assert_eq!(named, expected, "{}", self.text);
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            vars: HashMap::new(),
+        }
+    }
+
+    pub async fn spawn() -> TestApp {
+        Self::builder().build().await
+    }
+
+    /// Sends a request as if from 127.0.0.1.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => builder.body(Body::empty()),
+        };
+        self.send(request.expect("valid request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Option<Value>) -> TestResponse {
+        self.call(Method::PATCH, path, Some(token), body).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// Registers `username` (email `<username>@example.com`) and returns the
+    /// signed-in user.
+    pub async fn register(&self, username: &str) -> TestUser {
+        let email = format!("{username}@example.com");
+        let response = self
+            .post(
+                "/auth/register",
+                None,
+                json!({ "email": email, "username": username, "password": PASSWORD }),
+            )
+            .await;
+        response.assert_status(201);
+        test_user(&response.body)
+    }
+
+    pub async fn login(&self, identifier: Value) -> TestResponse {
+        self.post("/auth/login", None, identifier).await
+    }
+
+    /// Creates a user with `role` directly and signs them in.
+    pub async fn user_with_role(&self, username: &str, role: &str) -> TestUser {
+        let user = self.register(username).await;
+        if role != "USER" {
+            self.state
+                .db
+                .write
+                .execute_unprepared(&format!(
+                    "UPDATE users SET role = '{role}' WHERE username = '{username}'"
+                ))
+                .await
+                .expect("set role");
+        }
+        user
+    }
+
+    pub async fn admin(&self) -> TestUser {
+        self.user_with_role("admin", "ADMIN").await
+    }
+
+    pub async fn manager(&self) -> TestUser {
+        self.user_with_role("manager", "MANAGER").await
+    }
+
+    /// Every audit action recorded so far, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        use sea_orm::{EntityTrait, QueryOrder};
+        loan_tracker::db::entities::audit_log::Entity::find()
+            .order_by_asc(loan_tracker::db::entities::audit_log::Column::Id)
+            .all(&self.state.db.read)
+            .await
+            .expect("audit rows")
+            .into_iter()
+            .map(|row| row.action)
+            .collect()
+    }
+
+    /// Audit rows of one action, oldest first.
+    pub async fn audit_rows(
+        &self,
+        action: &str,
+    ) -> Vec<loan_tracker::db::entities::audit_log::Model> {
+        use loan_tracker::db::entities::audit_log;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        audit_log::Entity::find()
+            .filter(audit_log::Column::Action.eq(action))
+            .order_by_asc(audit_log::Column::Id)
+            .all(&self.state.db.read)
+            .await
+            .expect("audit rows")
+    }
+}
+
+pub fn test_user(body: &Value) -> TestUser {
+    TestUser {
+        id: body["user"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("user id"),
+        token: body["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh_token: body["refreshToken"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}
