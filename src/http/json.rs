@@ -33,10 +33,7 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(&request) {
-            return Err(AppError::BadRequest(
-                "The request body must be JSON, sent with Content-Type: application/json."
-                    .to_owned(),
-            ));
+            return Err(not_json());
         }
         let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(JsonBody)
@@ -62,13 +59,16 @@ where
             return Ok(OptionalJsonBody(None));
         }
         if !declared_json {
-            return Err(AppError::BadRequest(
-                "The request body must be JSON, sent with Content-Type: application/json."
-                    .to_owned(),
-            ));
+            return Err(not_json());
         }
         parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
     }
+}
+
+fn not_json() -> AppError {
+    AppError::BadRequest(
+        "The request body must be JSON, sent with Content-Type: application/json.".to_owned(),
+    )
 }
 
 fn has_json_content_type(request: &Request) -> bool {
@@ -298,6 +298,27 @@ mod tests {
                 assert_eq!(fields, ["name", "count"]);
             }
             other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+}
+
+/// A decimal figure as the client wrote it: the text of a JSON string, or
+/// the literal digits of a JSON number (never converted through a float,
+/// so `1250.10` arrives as exactly `1250.10`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalText(pub String);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            let inner: String = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
+            Ok(DecimalText(inner))
+        } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            Ok(DecimalText(text.to_owned()))
+        } else {
+            Err(serde::de::Error::custom("must be a decimal number or a string holding one"))
         }
     }
 }
