@@ -318,7 +318,9 @@ impl<'de> Deserialize<'de> for DecimalText {
         } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             Ok(DecimalText(text.to_owned()))
         } else {
-            Err(serde::de::Error::custom("must be a decimal number or a string holding one"))
+            Err(serde::de::Error::custom(
+                "must be a decimal number or a string holding one",
+            ))
         }
     }
 }

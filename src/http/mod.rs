@@ -45,6 +45,7 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
     tags(
         (name = "auth", description = "Registration, login and tokens"),
         (name = "users", description = "Accounts, roles and profiles"),
+        (name = "loans", description = "Applications, approval and repayment schedules"),
         (name = "audit", description = "The audit trail"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -56,6 +57,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::auth::handlers::router())
         .merge(crate::users::handlers::router())
+        .merge(crate::loans::handlers::router())
         .merge(crate::audit::handlers::router())
         .merge(health::router())
 }

@@ -4,5 +4,6 @@
 mod audit;
 mod auth;
 mod http;
+mod loans;
 mod support;
 mod users;

@@ -395,3 +395,50 @@ pub fn test_user(body: &Value) -> TestUser {
             .to_owned(),
     }
 }
+
+impl TestApp {
+    /// Applies for a loan as `user`; returns the loan's id.
+    pub async fn apply(&self, user: &TestUser, amount: &str, term_months: u32) -> Uuid {
+        let response = self
+            .post(
+                "/loans/apply",
+                Some(&user.token),
+                json!({ "amount": amount, "termMonths": term_months }),
+            )
+            .await;
+        response.assert_status(201);
+        response.body["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("loan id")
+    }
+
+    /// Approves `loan_id` as `admin` with `terms` (or none); returns the loan.
+    pub async fn approve(&self, admin: &TestUser, loan_id: Uuid, terms: Option<Value>) -> Value {
+        let response = self
+            .patch(&format!("/loans/{loan_id}/approve"), &admin.token, terms)
+            .await;
+        response.assert_status(200);
+        response.body
+    }
+
+    /// Notification kinds of a user, oldest first.
+    pub async fn notification_kinds(&self, user_id: Uuid) -> Vec<String> {
+        use loan_tracker::db::entities::notification;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        notification::Entity::find()
+            .filter(notification::Column::UserId.eq(user_id))
+            .order_by_asc(notification::Column::Id)
+            .all(&self.state.db.read)
+            .await
+            .expect("notifications")
+            .into_iter()
+            .map(|n| {
+                serde_json::to_value(n.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}

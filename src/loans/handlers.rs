@@ -1,0 +1,299 @@
+//! HTTP handlers for `/loans`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{self, Application, ApprovalTerms, LoanFilter};
+use super::views::LoanView;
+use crate::app::AppState;
+use crate::auth::actor::{Actor, RequestMeta};
+use crate::db::entities::LoanStatus;
+use crate::http::error::AppResult;
+use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator};
+use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
+use crate::http::path::PathId;
+use crate::money::{Money, Percent};
+use crate::schedule::MAX_TERM_MONTHS;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(apply))
+        .routes(routes!(get_loan))
+        .routes(routes!(list_user_loans))
+        .routes(routes!(list_loans))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(cancel))
+}
+
+const PURPOSE_MAX_CHARS: usize = 500;
+const REASON_MAX_CHARS: usize = 500;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApplyRequest {
+    /// The principal: a string or number with at most two decimals.
+    #[serde(default)]
+    #[schema(value_type = DecimalText, required = true)]
+    amount: Field<DecimalText>,
+    /// 1–360.
+    #[serde(default)]
+    #[schema(value_type = i32, required = true, minimum = 1, maximum = 360)]
+    term_months: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    purpose: Field<String>,
+}
+
+/// Applies for a loan; it starts `PENDING`.
+#[utoipa::path(post, path = "/loans/apply", tag = "loans",
+    security(("bearerAuth" = [])),
+    request_body = ApplyRequest,
+    responses((status = 201, description = "The application", body = LoanView)))]
+async fn apply(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    JsonBody(body): JsonBody<ApplyRequest>,
+) -> AppResult<(StatusCode, Json<LoanView>)> {
+    let (min, max) = (state.config.loan_min_amount, state.config.loan_max_amount);
+    let mut validator = Validator::new();
+    let amount = validator.required("amount", body.amount, |text| parse_amount(&text, min, max));
+    let term_months = validator.required("termMonths", body.term_months, |months| {
+        u32::try_from(months)
+            .ok()
+            .filter(|m| (1..=MAX_TERM_MONTHS).contains(m))
+            .ok_or("must be a whole number of months from 1 to 360")
+    });
+    let purpose = validator.optional("purpose", body.purpose, |text: String| {
+        let text = text.trim().to_owned();
+        if text.chars().count() > PURPOSE_MAX_CHARS || text.chars().any(char::is_control) {
+            Err("must be at most 500 characters of text")
+        } else {
+            Ok(text)
+        }
+    });
+    let application = validator.finish(|| {
+        Some(Application {
+            amount: amount?,
+            term_months: term_months?,
+            purpose: purpose?.filter(|p| !p.is_empty()),
+        })
+    })?;
+    let loan = service::apply(&state, actor, &meta, application).await?;
+    Ok((StatusCode::CREATED, Json(loan)))
+}
+
+/// A positive amount within the configured bounds.
+pub fn parse_amount(text: &DecimalText, min: Money, max: Money) -> Result<Money, String> {
+    let amount = Money::parse_decimal(&text.0).map_err(|error| error.to_string())?;
+    if amount < min || amount > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(amount)
+}
+
+/// A loan with its schedule (the borrower, ADMIN, MANAGER).
+#[utoipa::path(get, path = "/loans/{id}", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Loan id")),
+    responses((status = 200, description = "The loan and its schedule", body = LoanView)))]
+async fn get_loan(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> AppResult<Json<LoanView>> {
+    Ok(Json(service::loan_for(&state, actor, id).await?))
+}
+
+/// Status to filter loan lists by.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct StatusFilter {
+    status: Option<LoanStatus>,
+}
+
+/// Reads `?status=`, `?limit=`, `?cursor=`.
+fn list_query(
+    query: &QueryParams,
+) -> AppResult<(Option<LoanStatus>, PageRequest, Option<uuid::Uuid>)> {
+    let mut validator = Validator::new();
+    let page = PageRequest::from_query(query, &mut validator);
+    let after = page.after_id(&mut validator);
+    let status = query
+        .get("status")
+        .filter(|s| !s.is_empty())
+        .and_then(|text| {
+            validator.check(
+                "status",
+                LoanStatus::parse(text)
+                    .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
+            )
+        });
+    validator.finish(|| Some((status, page, after)))
+}
+
+/// One user's loans, newest first (that user, ADMIN, MANAGER).
+#[utoipa::path(get, path = "/loans/user/{userId}", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("userId" = uuid::Uuid, Path, description = "Borrower id"), StatusFilter, PageParams),
+    responses((status = 200, description = "A page of loans", body = Page<LoanView>)))]
+async fn list_user_loans(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(user_id): PathId,
+    query: QueryParams,
+) -> AppResult<Json<Page<LoanView>>> {
+    actor.require_self_or_staff(user_id)?;
+    let (status, page, after) = list_query(&query)?;
+    let filter = LoanFilter {
+        user_id: Some(user_id),
+        status,
+    };
+    Ok(Json(
+        service::list(&state.db.read, filter, &page, after).await?,
+    ))
+}
+
+/// Every loan, newest first (ADMIN, MANAGER).
+#[utoipa::path(get, path = "/loans", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(StatusFilter, PageParams),
+    responses((status = 200, description = "A page of loans", body = Page<LoanView>)))]
+async fn list_loans(
+    State(state): State<AppState>,
+    actor: Actor,
+    query: QueryParams,
+) -> AppResult<Json<Page<LoanView>>> {
+    actor.require_staff()?;
+    let (status, page, after) = list_query(&query)?;
+    let filter = LoanFilter {
+        user_id: None,
+        status,
+    };
+    Ok(Json(
+        service::list(&state.db.read, filter, &page, after).await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApproveRequest {
+    /// Overrides the rate quoted at application: percent, 0–100.
+    #[serde(default)]
+    #[schema(value_type = Option<DecimalText>)]
+    annual_interest_rate: Field<DecimalText>,
+    /// Within a year before or after today; the default is a month from today.
+    #[serde(default)]
+    #[schema(value_type = Option<NaiveDate>)]
+    first_due_date: Field<String>,
+}
+
+/// Approves a pending loan and generates its schedule (ADMIN).
+#[utoipa::path(patch, path = "/loans/{id}/approve", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Loan id")),
+    request_body(content = Option<ApproveRequest>, description = "Optional terms"),
+    responses(
+        (status = 200, description = "The approved loan with its schedule", body = LoanView),
+        (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn approve(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    PathId(id): PathId,
+    OptionalJsonBody(body): OptionalJsonBody<ApproveRequest>,
+) -> AppResult<Json<LoanView>> {
+    actor.require_admin()?;
+    let body = body.unwrap_or_default();
+    let mut validator = Validator::new();
+    let rate = validator.optional("annualInterestRate", body.annual_interest_rate, |text| {
+        Percent::parse(&text.0).map_err(|error| error.to_string())
+    });
+    let today = state.today();
+    let first_due_date = validator.optional("firstDueDate", body.first_due_date, |text| {
+        let date = parse_date(&text).map_err(ToOwned::to_owned)?;
+        service::check_first_due_date(date, today)
+    });
+    let terms = validator.finish(|| {
+        Some(ApprovalTerms {
+            annual_interest_rate: rate?,
+            first_due_date: first_due_date?,
+        })
+    })?;
+    Ok(Json(
+        service::approve(&state, actor, &meta, id, terms).await?,
+    ))
+}
+
+/// A calendar date written exactly `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, &'static str> {
+    if text.len() != 10 {
+        return Err("must be a date YYYY-MM-DD");
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "must be a date YYYY-MM-DD")
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RejectRequest {
+    /// Shown to the borrower; 1–500 characters.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500)]
+    reason: Field<String>,
+}
+
+/// Rejects a pending loan (ADMIN, MANAGER).
+#[utoipa::path(patch, path = "/loans/{id}/reject", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Loan id")),
+    request_body = RejectRequest,
+    responses(
+        (status = 200, description = "The rejected loan", body = LoanView),
+        (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn reject(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<RejectRequest>,
+) -> AppResult<Json<LoanView>> {
+    actor.require_staff()?;
+    let mut validator = Validator::new();
+    let reason = validator.required("reason", body.reason, |text: String| {
+        let text = text.trim().to_owned();
+        let length = text.chars().count();
+        if length == 0 || length > REASON_MAX_CHARS {
+            Err("must be 1 to 500 characters")
+        } else {
+            Ok(text)
+        }
+    });
+    let reason = validator.finish(|| reason)?;
+    Ok(Json(
+        service::reject(&state, actor, &meta, id, reason).await?,
+    ))
+}
+
+/// Withdraws one's own pending application (the borrower).
+#[utoipa::path(patch, path = "/loans/{id}/cancel", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Loan id")),
+    responses(
+        (status = 200, description = "The cancelled loan", body = LoanView),
+        (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn cancel(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    PathId(id): PathId,
+) -> AppResult<Json<LoanView>> {
+    Ok(Json(service::cancel(&state, actor, &meta, id).await?))
+}

@@ -1,0 +1,423 @@
+//! Loans: applying, approving (which generates the schedule), rejecting,
+//! cancelling, and reading them back.
+
+use chrono::{Datelike, Months, NaiveDate};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::views::LoanView;
+use crate::app::AppState;
+use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::auth::actor::{Actor, RequestMeta};
+use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
+use crate::http::error::{AppError, AppResult};
+use crate::http::pagination::{Page, PageRequest};
+use crate::money::{Money, Percent};
+use crate::notifications::{self, NewNotification};
+use crate::schedule::{self, Schedule};
+
+/// A validated loan application.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub amount: Money,
+    pub term_months: u32,
+    pub purpose: Option<String>,
+}
+
+/// What an approver may set; the rest comes from the application.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalTerms {
+    pub annual_interest_rate: Option<Percent>,
+    pub first_due_date: Option<NaiveDate>,
+}
+
+/// Which loans a list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoanFilter {
+    pub user_id: Option<Uuid>,
+    pub status: Option<LoanStatus>,
+}
+
+pub async fn apply(
+    state: &AppState,
+    actor: Actor,
+    meta: &RequestMeta,
+    application: Application,
+) -> AppResult<LoanView> {
+    let now = state.now();
+    let rate = state.config.default_annual_interest_rate;
+    let row = loan::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(actor.id),
+        status: Set(LoanStatus::Pending),
+        currency: Set(state.config.currency.clone()),
+        principal_minor: Set(application.amount.minor()),
+        annual_interest_rate: Set(rate.to_string()),
+        term_months: Set(i32::try_from(application.term_months).map_err(AppError::internal)?),
+        purpose: Set(application.purpose),
+        installment_minor: Set(0),
+        total_payable_minor: Set(0),
+        total_paid_minor: Set(0),
+        penalties_minor: Set(0),
+        penalties_paid_minor: Set(0),
+        next_due_date: Set(None),
+        first_due_date: Set(None),
+        approved_by: Set(None),
+        approved_at: Set(None),
+        rejected_by: Set(None),
+        rejected_at: Set(None),
+        rejection_reason: Set(None),
+        cancelled_at: Set(None),
+        paid_off_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let transaction = state.db.begin_write().await?;
+    let loan = loan::Entity::insert(row)
+        .exec_with_returning(&transaction)
+        .await?;
+    audit::record(
+        &transaction,
+        AuditEntry::new(AuditAction::LoanApplied, Some(actor.id))
+            .entity(EntityType::Loan, loan.id)
+            .details(json!({
+                "amount": application.amount.to_string(),
+                "termMonths": application.term_months,
+                "annualInterestRate": rate.to_string(),
+            })),
+        Some(meta),
+        now,
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(LoanView::new(loan, Some(Vec::new())))
+}
+
+/// One loan with its schedule, if the actor may see it; 404 otherwise.
+pub async fn loan_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<LoanView> {
+    let loan = loan::Entity::find_by_id(loan_id)
+        .one(&state.db.read)
+        .await?
+        .filter(|loan| actor.can_see(loan.user_id))
+        .ok_or(AppError::NotFound("Loan"))?;
+    let schedule = installments_of(&state.db.read, loan.id).await?;
+    Ok(LoanView::new(loan, Some(schedule)))
+}
+
+async fn installments_of(
+    connection: &impl ConnectionTrait,
+    loan_id: Uuid,
+) -> AppResult<Vec<installment::Model>> {
+    Ok(installment::Entity::find()
+        .filter(installment::Column::LoanId.eq(loan_id))
+        .order_by_asc(installment::Column::Number)
+        .all(connection)
+        .await?)
+}
+
+/// Loans newest first, without schedules.
+pub async fn list(
+    connection: &impl ConnectionTrait,
+    filter: LoanFilter,
+    page: &PageRequest,
+    after: Option<Uuid>,
+) -> AppResult<Page<LoanView>> {
+    let mut query = loan::Entity::find()
+        .order_by_desc(loan::Column::Id)
+        .limit(page.fetch_limit());
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(loan::Column::UserId.eq(user_id));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(loan::Column::Status.eq(status));
+    }
+    if let Some(after) = after {
+        query = query.filter(loan::Column::Id.lt(after));
+    }
+    let rows = query.all(connection).await?;
+    Ok(Page::from_rows(
+        rows,
+        page,
+        |l| vec![l.id.to_string()],
+        |l| LoanView::new(l, None),
+    ))
+}
+
+/// Reads the loan for update: on PostgreSQL the row stays locked until the
+/// transaction ends; on SQLite the write transaction already excludes
+/// every other writer.
+pub(crate) async fn lock_loan(
+    transaction: &DatabaseTransaction,
+    loan_id: Uuid,
+) -> AppResult<Option<loan::Model>> {
+    Ok(loan::Entity::find_by_id(loan_id)
+        .lock_exclusive()
+        .one(transaction)
+        .await?)
+}
+
+fn check_transition(loan: &loan::Model, to: LoanStatus) -> AppResult<()> {
+    loan.status.transition(to).map(|_| ()).map_err(|illegal| {
+        AppError::Conflict(format!(
+            "The loan is {} and cannot become {}.",
+            illegal.from.as_str(),
+            illegal.to.as_str()
+        ))
+    })
+}
+
+/// Approves a pending loan and generates its schedule (ADMIN). Two
+/// concurrent approvals of one loan: the second waits for the first's lock,
+/// then finds the loan APPROVED and gets a 409.
+pub async fn approve(
+    state: &AppState,
+    actor: Actor,
+    meta: &RequestMeta,
+    loan_id: Uuid,
+    terms: ApprovalTerms,
+) -> AppResult<LoanView> {
+    actor.require_admin()?;
+    let now = state.now();
+    let today = state.today();
+    if let Some(first_due_date) = terms.first_due_date {
+        check_first_due_date(first_due_date, today)
+            .map_err(|message| AppError::validation("firstDueDate", message))?;
+    }
+    let transaction = state.db.begin_write().await?;
+    let loan = lock_loan(&transaction, loan_id)
+        .await?
+        .ok_or(AppError::NotFound("Loan"))?;
+    check_transition(&loan, LoanStatus::Approved)?;
+
+    let rate = match terms.annual_interest_rate {
+        Some(rate) => rate,
+        None => Percent::parse(&loan.annual_interest_rate).map_err(AppError::internal)?,
+    };
+    let (first_due_date, day_of_month) = match terms.first_due_date {
+        Some(date) => (date, date.day()),
+        None => (
+            schedule::one_month_after(today)
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("date overflow")))?,
+            today.day(),
+        ),
+    };
+    let term = u32::try_from(loan.term_months).map_err(AppError::internal)?;
+    let schedule = schedule::build_schedule(
+        Money::from_minor(loan.principal_minor),
+        rate,
+        term,
+        first_due_date,
+        day_of_month,
+    )
+    .map_err(AppError::internal)?;
+
+    insert_installments(&transaction, &loan, &schedule, now).await?;
+    let installment_amount = schedule.installment_amount;
+    let total_payable = schedule.total_payable();
+    let updated = loan::ActiveModel {
+        id: Set(loan.id),
+        status: Set(LoanStatus::Approved),
+        annual_interest_rate: Set(rate.to_string()),
+        installment_minor: Set(installment_amount.minor()),
+        total_payable_minor: Set(total_payable.minor()),
+        next_due_date: Set(Some(first_due_date)),
+        first_due_date: Set(Some(first_due_date)),
+        approved_by: Set(Some(actor.id)),
+        approved_at: Set(Some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let loan = loan::Entity::update(updated).exec(&transaction).await?;
+    notifications::write(
+        &transaction,
+        NewNotification {
+            user_id: loan.user_id,
+            loan_id: loan.id,
+            kind: NotificationKind::LoanApproved,
+            title: "Your loan was approved".to_owned(),
+            message: format!(
+                "Your loan of {principal} {currency} was approved at {rate} % a year. You will repay \
+                 {term} monthly installments of {installment_amount} {currency}, the first due on {first_due_date}.",
+                principal = Money::from_minor(loan.principal_minor),
+                currency = loan.currency,
+            ),
+            dedup_key: None,
+        },
+        now,
+    )
+    .await?;
+    audit::record(
+        &transaction,
+        AuditEntry::new(AuditAction::LoanApproved, Some(actor.id))
+            .entity(EntityType::Loan, loan.id)
+            .details(json!({
+                "annualInterestRate": rate.to_string(),
+                "installmentAmount": installment_amount.to_string(),
+                "totalPayable": total_payable.to_string(),
+                "firstDueDate": first_due_date,
+            })),
+        Some(meta),
+        now,
+    )
+    .await?;
+    let installments = installments_of(&transaction, loan.id).await?;
+    transaction.commit().await?;
+    Ok(LoanView::new(loan, Some(installments)))
+}
+
+/// `firstDueDate` may lie up to a year either side of the approval date
+/// (past dates serve loans migrated in from elsewhere).
+pub fn check_first_due_date(
+    first_due_date: NaiveDate,
+    today: NaiveDate,
+) -> Result<NaiveDate, String> {
+    let earliest = today.checked_sub_months(Months::new(12));
+    let latest = today.checked_add_months(Months::new(12));
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) if (earliest..=latest).contains(&first_due_date) => {
+            Ok(first_due_date)
+        }
+        _ => Err(format!(
+            "must be within one year of the approval date {today}"
+        )),
+    }
+}
+
+async fn insert_installments(
+    transaction: &DatabaseTransaction,
+    loan: &loan::Model,
+    schedule: &Schedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    let rows = schedule.installments.iter().map(|planned| {
+        // At extreme rates and terms, cent rounding can repay the principal
+        // before the last month; the installments left owe nothing and are
+        // settled from the start.
+        let settled = planned.amount() == Money::ZERO;
+        installment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            loan_id: Set(loan.id),
+            user_id: Set(loan.user_id),
+            number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
+            due_date: Set(planned.due_date),
+            principal_minor: Set(planned.principal.minor()),
+            interest_minor: Set(planned.interest.minor()),
+            penalty_minor: Set(0),
+            principal_paid_minor: Set(0),
+            interest_paid_minor: Set(0),
+            penalty_paid_minor: Set(0),
+            status: Set(if settled {
+                InstallmentStatus::Paid
+            } else {
+                InstallmentStatus::Pending
+            }),
+            overdue_since: Set(None),
+            penalty_applied_on: Set(None),
+            paid_at: Set(settled.then_some(now)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+    });
+    installment::Entity::insert_many(rows)
+        .exec_without_returning(transaction)
+        .await?;
+    Ok(())
+}
+
+/// Rejects a pending loan (ADMIN, MANAGER) with a reason the borrower sees.
+pub async fn reject(
+    state: &AppState,
+    actor: Actor,
+    meta: &RequestMeta,
+    loan_id: Uuid,
+    reason: String,
+) -> AppResult<LoanView> {
+    actor.require_staff()?;
+    let now = state.now();
+    let transaction = state.db.begin_write().await?;
+    let loan = lock_loan(&transaction, loan_id)
+        .await?
+        .ok_or(AppError::NotFound("Loan"))?;
+    check_transition(&loan, LoanStatus::Rejected)?;
+    let updated = loan::ActiveModel {
+        id: Set(loan.id),
+        status: Set(LoanStatus::Rejected),
+        rejected_by: Set(Some(actor.id)),
+        rejected_at: Set(Some(now)),
+        rejection_reason: Set(Some(reason.clone())),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let loan = loan::Entity::update(updated).exec(&transaction).await?;
+    notifications::write(
+        &transaction,
+        NewNotification {
+            user_id: loan.user_id,
+            loan_id: loan.id,
+            kind: NotificationKind::LoanRejected,
+            title: "Your loan application was declined".to_owned(),
+            message: format!(
+                "Your application for {} {} was declined. Reason: {reason}",
+                Money::from_minor(loan.principal_minor),
+                loan.currency
+            ),
+            dedup_key: None,
+        },
+        now,
+    )
+    .await?;
+    audit::record(
+        &transaction,
+        AuditEntry::new(AuditAction::LoanRejected, Some(actor.id))
+            .entity(EntityType::Loan, loan.id)
+            .details(json!({ "reason": reason })),
+        Some(meta),
+        now,
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(LoanView::new(loan, Some(Vec::new())))
+}
+
+/// The borrower withdraws their own application while it is pending.
+pub async fn cancel(
+    state: &AppState,
+    actor: Actor,
+    meta: &RequestMeta,
+    loan_id: Uuid,
+) -> AppResult<LoanView> {
+    let now = state.now();
+    let transaction = state.db.begin_write().await?;
+    let loan = lock_loan(&transaction, loan_id)
+        .await?
+        .filter(|loan| actor.can_see(loan.user_id))
+        .ok_or(AppError::NotFound("Loan"))?;
+    if loan.user_id != actor.id {
+        return Err(AppError::Forbidden(
+            "Only the borrower may cancel their application.",
+        ));
+    }
+    check_transition(&loan, LoanStatus::Cancelled)?;
+    let updated = loan::ActiveModel {
+        id: Set(loan.id),
+        status: Set(LoanStatus::Cancelled),
+        cancelled_at: Set(Some(now)),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let loan = loan::Entity::update(updated).exec(&transaction).await?;
+    audit::record(
+        &transaction,
+        AuditEntry::new(AuditAction::LoanCancelled, Some(actor.id))
+            .entity(EntityType::Loan, loan.id),
+        Some(meta),
+        now,
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(LoanView::new(loan, Some(Vec::new())))
+}

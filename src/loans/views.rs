@@ -1,0 +1,113 @@
+//! Loans and their schedules as clients see them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::entities::{InstallmentStatus, LoanStatus, installment, loan};
+use crate::money::{Money, Percent};
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoanView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: LoanStatus,
+    /// ISO 4217.
+    pub currency: String,
+    pub principal: Money,
+    pub annual_interest_rate: Percent,
+    pub term_months: i32,
+    pub purpose: Option<String>,
+    /// The regular monthly installment (the last may differ by cents).
+    pub installment_amount: Money,
+    /// Σ (principal + interest) over the schedule.
+    pub total_payable: Money,
+    /// Σ payments.
+    pub total_paid: Money,
+    /// Everything still owed: unpaid principal, interest and penalties.
+    pub outstanding: Money,
+    pub penalties_outstanding: Money,
+    /// Due date of the oldest installment not fully paid.
+    pub next_due_date: Option<NaiveDate>,
+    pub approved_by: Option<Uuid>,
+    #[serde(with = "crate::http::format::timestamp::option")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub approved_at: Option<DateTime<Utc>>,
+    pub rejection_reason: Option<String>,
+    #[serde(with = "crate::http::format::timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::http::format::timestamp")]
+    pub updated_at: DateTime<Utc>,
+    /// The installments, oldest first; empty before approval. Present on
+    /// single-loan answers, absent in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<InstallmentView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallmentView {
+    pub number: i32,
+    pub due_date: NaiveDate,
+    pub principal: Money,
+    pub interest: Money,
+    /// Late fees applied to this installment.
+    pub penalty: Money,
+    /// principal + interest + penalty.
+    pub amount_due: Money,
+    /// What payments have allocated to it.
+    pub amount_paid: Money,
+    pub status: InstallmentStatus,
+}
+
+impl LoanView {
+    pub fn new(loan: loan::Model, schedule: Option<Vec<installment::Model>>) -> LoanView {
+        let owed = loan.total_payable_minor + loan.penalties_minor;
+        LoanView {
+            id: loan.id,
+            user_id: loan.user_id,
+            status: loan.status,
+            currency: loan.currency,
+            principal: Money::from_minor(loan.principal_minor),
+            annual_interest_rate: Percent::parse(&loan.annual_interest_rate)
+                .unwrap_or_else(|_| Percent::zero()),
+            term_months: loan.term_months,
+            purpose: loan.purpose,
+            installment_amount: Money::from_minor(loan.installment_minor),
+            total_payable: Money::from_minor(loan.total_payable_minor),
+            total_paid: Money::from_minor(loan.total_paid_minor),
+            outstanding: Money::from_minor(owed - loan.total_paid_minor),
+            penalties_outstanding: Money::from_minor(
+                loan.penalties_minor - loan.penalties_paid_minor,
+            ),
+            next_due_date: loan.next_due_date,
+            approved_by: loan.approved_by,
+            approved_at: loan.approved_at,
+            rejection_reason: loan.rejection_reason,
+            created_at: loan.created_at,
+            updated_at: loan.updated_at,
+            schedule: schedule.map(|rows| rows.into_iter().map(InstallmentView::from).collect()),
+        }
+    }
+}
+
+impl From<installment::Model> for InstallmentView {
+    fn from(row: installment::Model) -> Self {
+        InstallmentView {
+            number: row.number,
+            due_date: row.due_date,
+            principal: Money::from_minor(row.principal_minor),
+            interest: Money::from_minor(row.interest_minor),
+            penalty: Money::from_minor(row.penalty_minor),
+            amount_due: Money::from_minor(
+                row.principal_minor + row.interest_minor + row.penalty_minor,
+            ),
+            amount_paid: Money::from_minor(
+                row.principal_paid_minor + row.interest_paid_minor + row.penalty_paid_minor,
+            ),
+            status: row.status,
+        }
+    }
+}
