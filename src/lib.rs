@@ -4,6 +4,7 @@
 //! in monthly installments. See `../shared/API.md` for the HTTP contract
 //! and the README for running it.
 
+pub mod allocation;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod loans;
 pub mod money;
 pub mod notifications;
+pub mod payments;
 pub mod schedule;
 pub mod startup;
 pub mod users;

@@ -46,6 +46,7 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
         (name = "auth", description = "Registration, login and tokens"),
         (name = "users", description = "Accounts, roles and profiles"),
         (name = "loans", description = "Applications, approval and repayment schedules"),
+        (name = "payments", description = "Repayments, payment history and overdue installments"),
         (name = "audit", description = "The audit trail"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -58,6 +59,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::auth::handlers::router())
         .merge(crate::users::handlers::router())
         .merge(crate::loans::handlers::router())
+        .merge(crate::payments::handlers::router())
         .merge(crate::audit::handlers::router())
         .merge(health::router())
 }

@@ -5,5 +5,6 @@ mod audit;
 mod auth;
 mod http;
 mod loans;
+mod payments;
 mod support;
 mod users;

@@ -442,3 +442,57 @@ impl TestApp {
             .collect()
     }
 }
+
+impl TestApp {
+    /// `POST /payments/{loan_id}` as `user`, with an optional idempotency key.
+    pub async fn pay(
+        &self,
+        user: &TestUser,
+        loan_id: Uuid,
+        amount: Value,
+        key: Option<&str>,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/payments/{loan_id}"))
+            .header("authorization", format!("Bearer {}", user.token))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        self.send(
+            builder
+                .body(Body::from(json!({ "amount": amount }).to_string()))
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Runs SQL directly, for setting up states other modules produce.
+    pub async fn sql(&self, statement: &str) {
+        self.state
+            .db
+            .write
+            .execute_unprepared(statement)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+
+    /// Counts rows of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sea_orm::Statement;
+        let backend = self.state.db.backend();
+        let row = self
+            .state
+            .db
+            .read
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count column")
+    }
+}

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use super::LoanStatus;
+
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "payments")]
@@ -14,6 +16,8 @@ pub struct Model {
     pub interest_minor: i64,
     pub penalty_minor: i64,
     pub currency: String,
+    pub loan_status_after: LoanStatus,
+    pub loan_outstanding_after_minor: i64,
     pub idempotency_key: Option<String>,
     pub paid_at: DateTimeUtc,
     pub created_at: DateTimeUtc,

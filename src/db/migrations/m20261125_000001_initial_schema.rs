@@ -139,6 +139,9 @@ CREATE TABLE payments (
     interest_minor BIGINT NOT NULL CHECK (interest_minor >= 0),
     penalty_minor BIGINT NOT NULL CHECK (penalty_minor >= 0),
     currency TEXT NOT NULL,
+    -- the loan right after this payment, as the receipt states it
+    loan_status_after TEXT NOT NULL,
+    loan_outstanding_after_minor BIGINT NOT NULL,
     idempotency_key TEXT,
     paid_at {ts} NOT NULL,
     created_at {ts} NOT NULL DEFAULT {now},

@@ -1,0 +1,187 @@
+//! HTTP handlers for `/payments`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::idempotency;
+use super::service::{self, OverdueCursor, PaymentRequest};
+use super::views::{OverdueItem, PaymentView};
+use crate::app::AppState;
+use crate::auth::actor::{Actor, RequestMeta};
+use crate::http::error::{AppError, AppResult};
+use crate::http::json::{DecimalText, Field, JsonBody, Validator};
+use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
+use crate::http::path::PathId;
+use crate::loans::handlers::{parse_amount, parse_date};
+use crate::money::Money;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_payment))
+        .routes(routes!(payment_history))
+        .routes(routes!(overdue))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PaymentRequestBody {
+    /// A string or number with at most two decimals, at most what the
+    /// loan still owes.
+    #[serde(default)]
+    #[schema(value_type = DecimalText, required = true)]
+    amount: Field<DecimalText>,
+}
+
+/// Records a repayment on a loan (the borrower, ADMIN, MANAGER). Send an
+/// `Idempotency-Key` to make retries safe.
+#[utoipa::path(post, path = "/payments/{loanId}", tag = "payments",
+    security(("bearerAuth" = [])),
+    params(
+        ("loanId" = Uuid, Path, description = "Loan id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key and body return the original response")),
+    request_body = PaymentRequestBody,
+    responses(
+        (status = 201, description = "The payment (also when replayed for a repeated Idempotency-Key)", body = PaymentView),
+        (status = 409, description = "The loan does not take payments, or the key was used with another body", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn record_payment(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    PathId(loan_id): PathId,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PaymentRequestBody>,
+) -> AppResult<Response> {
+    let mut validator = Validator::new();
+    let max = state.config.loan_max_amount;
+    let amount = validator.required("amount", body.amount, |text| {
+        parse_amount(&text, Money::from_minor(1), max)
+    });
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => Some(None),
+        Some(value) => {
+            let parsed = value
+                .to_str()
+                .map_err(|_| "must be 1 to 255 printable ASCII characters")
+                .and_then(idempotency::parse_key);
+            validator.check("Idempotency-Key", parsed).map(Some)
+        }
+    };
+    let request = validator.finish(|| {
+        Some(PaymentRequest {
+            loan_id,
+            amount: amount?,
+            idempotency_key: idempotency_key?,
+        })
+    })?;
+    let reply = service::record_payment(&state, actor, &meta, request).await?;
+    let status = StatusCode::from_u16(reply.status).map_err(AppError::internal)?;
+    let mut response = (status, reply.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if reply.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Loan to filter a payment history by.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct LoanFilter {
+    #[param(rename = "loanId")]
+    loan_id: Option<Uuid>,
+}
+
+/// A user's payments, newest first (that user, ADMIN, MANAGER).
+#[utoipa::path(get, path = "/payments/user/{userId}", tag = "payments",
+    security(("bearerAuth" = [])),
+    params(("userId" = Uuid, Path, description = "Borrower id"), LoanFilter, PageParams),
+    responses((status = 200, description = "A page of payments", body = Page<PaymentView>)))]
+async fn payment_history(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(user_id): PathId,
+    query: QueryParams,
+) -> AppResult<Json<Page<PaymentView>>> {
+    actor.require_self_or_staff(user_id)?;
+    let mut validator = Validator::new();
+    let page = PageRequest::from_query(&query, &mut validator);
+    let after = page.after_id(&mut validator);
+    let loan_id = query
+        .get("loanId")
+        .filter(|v| !v.is_empty())
+        .and_then(|raw| {
+            validator.check("loanId", Uuid::parse_str(raw).map_err(|_| "must be a UUID"))
+        });
+    validator.finish(|| Some(()))?;
+    Ok(Json(
+        service::history(&state.db.read, user_id, loan_id, &page, after).await?,
+    ))
+}
+
+/// As-of date of the overdue list.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AsOf {
+    /// Staff only: list what is overdue as of this date (default today).
+    #[param(rename = "asOf")]
+    as_of: Option<NaiveDate>,
+}
+
+/// Overdue installments, most overdue first. Staff see every borrower's;
+/// a USER sees only their own.
+#[utoipa::path(get, path = "/payments/overdue", tag = "payments",
+    security(("bearerAuth" = [])),
+    params(AsOf, PageParams),
+    responses((status = 200, description = "A page of overdue installments", body = Page<OverdueItem>)))]
+async fn overdue(
+    State(state): State<AppState>,
+    actor: Actor,
+    query: QueryParams,
+) -> AppResult<Json<Page<OverdueItem>>> {
+    let mut validator = Validator::new();
+    let page = PageRequest::from_query(&query, &mut validator);
+    let after = overdue_cursor(&page, &mut validator);
+    let as_of = match query.get("asOf").filter(|v| !v.is_empty()) {
+        None => Some(state.today()),
+        Some(_) if !actor.is_staff() => {
+            return Err(AppError::Forbidden("Only staff may choose the as-of date."));
+        }
+        Some(raw) => validator.check("asOf", parse_date(raw)),
+    };
+    let as_of = validator.finish(|| as_of)?;
+    let scope = (!actor.is_staff()).then_some(actor.id);
+    Ok(Json(
+        service::overdue(&state.db.read, scope, as_of, &page, after).await?,
+    ))
+}
+
+fn overdue_cursor(page: &PageRequest, validator: &mut Validator) -> Option<OverdueCursor> {
+    let parts = page.after.as_ref()?;
+    let parsed = match parts.as_slice() {
+        [due, loan, number] => parse_date(due)
+            .ok()
+            .zip(Uuid::parse_str(loan).ok())
+            .zip(number.parse::<i32>().ok())
+            .map(|((due, loan), number)| (due, loan, number)),
+        _ => None,
+    };
+    if parsed.is_none() {
+        validator.error("cursor", "is not a cursor this service issued");
+    }
+    parsed
+}
