@@ -11,17 +11,13 @@
 //! It creates a scratch database `lt_bench_<random>` on the server and
 //! drops it at the end (set `BENCH_KEEP=1` to keep it).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use loan_tracker::config::Config;
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -32,46 +28,21 @@ const SAMPLES: usize = 300;
 const WARMUP: usize = 30;
 const TARGET: Duration = Duration::from_millis(20);
 
+mod common;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let server_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("lt_bench_{}", uuid::Uuid::new_v4().simple());
-    let server = sea_orm::Database::connect(&server_url).await?;
-    server
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
-    let result = run(&server_url, &name).await;
-    if std::env::var("BENCH_KEEP").is_err() {
-        server
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await?;
-    }
-    result
-}
-
-async fn run(server_url: &str, name: &str) -> anyhow::Result<()> {
-    let url = match server_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => anyhow::bail!("BENCH_DATABASE_URL needs a database path"),
-    };
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", url.as_str()),
-        ("JWT_SECRET", "bench-secret-0123456789abcdef0123456789"),
-        ("LOG_FORMAT", "json"),
+    let settings = [
         ("AUTH_RATE_LIMIT_PER_MINUTE", "100000"),
         ("RATE_LIMIT_PER_MINUTE", "10000000"),
         ("ADMIN_EMAIL", "admin@bench.example"),
         ("ADMIN_USERNAME", "admin"),
         ("ADMIN_PASSWORD", "bench admin password"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let config = Config::from_map(&vars)?;
-    let state =
-        loan_tracker::startup::build_state(config, Arc::new(loan_tracker::clock::SystemClock))
-            .await?;
+    ];
+    common::with_scratch_state(&settings, run).await
+}
+
+async fn run(state: loan_tracker::app::AppState) -> anyhow::Result<()> {
     let router = loan_tracker::http::router(state.clone());
     let client = Client { router };
 
@@ -102,8 +73,7 @@ async fn run(server_url: &str, name: &str) -> anyhow::Result<()> {
     let admin_token = admin["accessToken"].as_str().unwrap_or_default().to_owned();
 
     let started = Instant::now();
-    let db = &state.db.write;
-    load_data(db, &borrower_id).await?;
+    load_data(&state, &borrower_id).await?;
     let big_loan = client
         .call(
             Method::POST,
@@ -121,20 +91,17 @@ async fn run(server_url: &str, name: &str) -> anyhow::Result<()> {
             None,
         )
         .await?;
-    db.execute_unprepared("ANALYZE").await?;
-    let counts = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT (SELECT COUNT(*) FROM installments) AS total, \
-             (SELECT COUNT(*) FROM installments WHERE status <> 'PAID' AND due_date < CURRENT_DATE) AS overdue, \
-             (SELECT COUNT(*) FROM loans) AS loans"
-                .to_owned(),
-        ))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no counts"))?;
-    let total: i64 = counts.try_get("", "total")?;
-    let overdue: i64 = counts.try_get("", "overdue")?;
-    let loans: i64 = counts.try_get("", "loans")?;
+    common::execute_all(&state, &["ANALYZE".to_owned()]).await?;
+    let [total, overdue, loans] = common::counts(
+        &state,
+        "SELECT (SELECT COUNT(*) FROM installments) AS total, \
+         (SELECT COUNT(*) FROM installments WHERE status <> 'PAID' AND due_date < CURRENT_DATE) AS overdue, \
+         (SELECT COUNT(*) FROM loans) AS loans",
+        &["total", "overdue", "loans"],
+    )
+    .await?[..] else {
+        anyhow::bail!("no counts");
+    };
     println!(
         "loaded {total} installments ({overdue} overdue) over {loans} loans in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -203,12 +170,9 @@ async fn run(server_url: &str, name: &str) -> anyhow::Result<()> {
 /// Bulk-loads users, 12-month loans spread over the last three years, and
 /// their installments: those due more than 60 days ago are paid, the rest
 /// of the past ones are overdue, future ones pending.
-async fn load_data(db: &sea_orm::DatabaseConnection, borrower_id: &str) -> anyhow::Result<()> {
+async fn load_data(state: &loan_tracker::app::AppState, borrower_id: &str) -> anyhow::Result<()> {
     let statements = [
-        "INSERT INTO users (id, email, username, username_key, password_hash, role) \
-         SELECT gen_random_uuid(), 'user' || g || '@bench.example', 'user' || g, 'user' || g, 'x', 'USER' \
-         FROM generate_series(1, 10000) g"
-            .to_owned(),
+        common::BULK_USERS.to_owned(),
         format!(
             "INSERT INTO loans (id, user_id, status, currency, principal_minor, annual_interest_rate, term_months, \
              installment_minor, total_payable_minor, first_due_date, next_due_date) \
@@ -242,10 +206,7 @@ async fn load_data(db: &sea_orm::DatabaseConnection, borrower_id: &str) -> anyho
              FROM loans WHERE user_id = '{borrower_id}' AND status = 'OVERDUE'"
         ),
     ];
-    for statement in statements {
-        db.execute_unprepared(&statement).await?;
-    }
-    Ok(())
+    common::execute_all(state, &statements).await
 }
 
 struct Client {

@@ -20,6 +20,8 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     /// Login and registration attempts per client IP.
     pub auth_limiter: Arc<RateLimiter>,
+    /// All requests per client (user, else IP).
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
             config.refresh_token_ttl,
         );
         let auth_limiter = RateLimiter::per_minute(config.auth_rate_limit_per_minute);
+        let rate_limiter = RateLimiter::per_minute(config.rate_limit_per_minute);
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -42,6 +45,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             passwords: Arc::new(Passwords::new()?),
             auth_limiter: Arc::new(auth_limiter),
+            rate_limiter: Arc::new(rate_limiter),
         })
     }
 

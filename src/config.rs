@@ -25,6 +25,13 @@
 //! | `LOG_FORMAT` | `pretty` on a terminal, else `json` | plus `RUST_LOG` |
 //! | `SCHEDULER_ENABLED` | `true` | run the cron schedule in this instance |
 //! | `REQUEST_TIMEOUT_SECS` | `30` | a request running longer is answered 503 |
+//! | `AUDIT_RETENTION_DAYS` | `365` | audit entries older than this are archived |
+//! | `PAYMENT_REMINDERS_CRON` | `0 0 8 * * *` | when `payment-reminders` runs (service time zone) |
+//! | `OVERDUE_CHECK_CRON` | `0 5 0 * * *` | when `overdue-check` runs |
+//! | `AUDIT_ARCHIVE_CRON` | `0 0 3 * * Sun` | when `audit-archive` runs |
+//! | `EMAIL_QUEUE` | `emails` | queue name (in the database or Redis) |
+//! | `EMAIL_MAX_ATTEMPTS` | `8` | sends of one email before its job is dead |
+//! | `EMAIL_RETRY_BACKOFF_MS` | `1000` | first retry delay, doubling up to 64× |
 //!
 //! A malformed value is an error naming the variable; start-up stops there.
 
@@ -39,6 +46,9 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 
 use crate::money::{Money, Percent};
+
+/// Token lifetimes above ten years are certainly a typo.
+const MAX_TOKEN_TTL_SECS: u64 = 10 * 366 * 24 * 3600;
 
 /// Which database the service talks to; chosen by the URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +151,14 @@ pub struct Config {
     pub log_format: LogFormat,
     pub scheduler_enabled: bool,
     pub request_timeout: Duration,
+    pub audit_retention_days: u32,
+    /// Cron expressions (with seconds) in the service time zone.
+    pub payment_reminders_cron: String,
+    pub overdue_check_cron: String,
+    pub audit_archive_cron: String,
+    pub email_queue: String,
+    pub email_max_attempts: usize,
+    pub email_retry_backoff: Duration,
 }
 
 /// A configuration variable that could not be used.
@@ -263,10 +281,16 @@ impl Config {
                 }
             })?,
             jwt_secret,
-            access_token_ttl: Duration::from_secs(vars.positive("ACCESS_TOKEN_TTL_SECS", 900)?),
-            refresh_token_ttl: Duration::from_secs(
-                vars.positive("REFRESH_TOKEN_TTL_SECS", 2_592_000)?,
-            ),
+            access_token_ttl: Duration::from_secs(vars.bounded(
+                "ACCESS_TOKEN_TTL_SECS",
+                900,
+                MAX_TOKEN_TTL_SECS,
+            )?),
+            refresh_token_ttl: Duration::from_secs(vars.bounded(
+                "REFRESH_TOKEN_TTL_SECS",
+                2_592_000,
+                MAX_TOKEN_TTL_SECS,
+            )?),
             admin_bootstrap,
             rate_limit_per_minute,
             auth_rate_limit_per_minute,
@@ -303,6 +327,20 @@ impl Config {
             log_format,
             scheduler_enabled: vars.parsed("SCHEDULER_ENABLED", true)?,
             request_timeout: Duration::from_secs(vars.positive("REQUEST_TIMEOUT_SECS", 30)?),
+            audit_retention_days: vars.parsed("AUDIT_RETENTION_DAYS", 365u32)?,
+            payment_reminders_cron: vars.cron("PAYMENT_REMINDERS_CRON", "0 0 8 * * *")?,
+            overdue_check_cron: vars.cron("OVERDUE_CHECK_CRON", "0 5 0 * * *")?,
+            audit_archive_cron: vars.cron("AUDIT_ARCHIVE_CRON", "0 0 3 * * Sun")?,
+            email_queue: vars
+                .raw("EMAIL_QUEUE")
+                .unwrap_or_else(|| "emails".to_owned()),
+            email_max_attempts: usize::try_from(vars.bounded("EMAIL_MAX_ATTEMPTS", 8, 100)?)
+                .unwrap_or(8),
+            email_retry_backoff: Duration::from_millis(vars.bounded(
+                "EMAIL_RETRY_BACKOFF_MS",
+                1000,
+                3_600_000,
+            )?),
         })
     }
 
@@ -361,6 +399,17 @@ impl Vars<'_> {
         }
     }
 
+    fn bounded(&self, variable: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
+        let value = self.positive(variable, default)?;
+        if value > max {
+            return Err(ConfigError {
+                variable,
+                message: format!("must be at most {max}"),
+            });
+        }
+        Ok(value)
+    }
+
     fn positive(&self, variable: &'static str, default: u64) -> Result<u64, ConfigError> {
         let value: u64 = self.parsed(variable, default)?;
         if value == 0 {
@@ -370,6 +419,17 @@ impl Vars<'_> {
             });
         }
         Ok(value)
+    }
+
+    /// A cron expression with a seconds field, checked now so that a typo
+    /// stops start-up instead of silently never running a job.
+    fn cron(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
+        let expression = self.raw(variable).unwrap_or_else(|| default.to_owned());
+        cron::Schedule::from_str(&expression).map_err(|error| ConfigError {
+            variable,
+            message: format!("is not a cron expression (sec min hour day month weekday): {error}"),
+        })?;
+        Ok(expression)
     }
 
     fn list<T>(&self, variable: &'static str) -> Result<Vec<T>, ConfigError>
@@ -431,6 +491,9 @@ mod tests {
             ("SCHEDULER_ENABLED", "maybe"),
             ("TRUSTED_PROXIES", "10.0.0.1, not-an-ip"),
             ("CURRENCY", "usd"),
+            ("OVERDUE_CHECK_CRON", "every day"),
+            ("AUDIT_RETENTION_DAYS", "-3"),
+            ("REFRESH_TOKEN_TTL_SECS", "10000000000000"),
         ];
         for (variable, value) in cases {
             match config(&[(variable, value)]) {

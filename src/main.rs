@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use loan_tracker::config::Config;
+use loan_tracker::jobs::{JobName, Trigger};
 use loan_tracker::startup;
 use loan_tracker::users::domain::{Email, NewPassword, Username};
 
@@ -17,8 +18,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply pending migrations and serve HTTP (the default).
-    Serve,
+    /// Apply pending migrations and serve HTTP (the default), with the
+    /// email worker and job scheduler in the same process.
+    Serve {
+        /// Serve only the API; run `loan-tracker worker` elsewhere.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run only the email worker and the job scheduler (no HTTP).
+    Worker,
+    /// Run scheduled jobs by hand.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Apply pending migrations and exit.
     Migrate,
     /// Create an ADMIN account (password from ADMIN_PASSWORD, else prompted).
@@ -32,9 +45,20 @@ enum Command {
     Openapi,
 }
 
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Run one job now: payment-reminders, overdue-check or audit-archive.
+    Run {
+        name: String,
+        /// The day to run it for (YYYY-MM-DD); default today.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command.as_ref().unwrap_or(&Command::Serve) {
+    if let Some(Command::Openapi) = cli.command {
         return match serde_json::to_string_pretty(&loan_tracker::http::openapi_document()) {
             Ok(json) => {
                 println!("{json}");
@@ -60,7 +84,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    startup::init_tracing(config.log_format);
+    let command = cli.command.unwrap_or(Command::Serve { no_worker: false });
+    let long_running = matches!(command, Command::Serve { .. } | Command::Worker);
+    startup::init_tracing(config.log_format, !long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match runtime.block_on(run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "fatal");
@@ -83,13 +109,35 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => {
+        Command::Serve { no_worker } => {
             let address = config.listen_address();
             let state = startup::build_state(config, startup::system_clock()).await?;
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
-            startup::serve(state, listener).await
+            startup::serve(state, listener, !no_worker).await
+        }
+        Command::Worker => {
+            let state = startup::build_state(config, startup::system_clock()).await?;
+            startup::run_worker(state).await
+        }
+        Command::Jobs {
+            command: JobsCommand::Run { name, as_of },
+        } => {
+            let job = JobName::parse(&name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown job {name:?}: payment-reminders, overdue-check or audit-archive"
+                )
+            })?;
+            let state = startup::build_state(config, startup::system_clock()).await?;
+            let as_of = match as_of {
+                Some(text) => loan_tracker::loans::handlers::parse_date(&text)
+                    .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
+                None => state.today(),
+            };
+            let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::Migrate => {
             let db = loan_tracker::db::Db::connect(&config).await?;

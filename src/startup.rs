@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::SecretString;
@@ -17,11 +18,23 @@ use crate::db::Db;
 use crate::users::domain::{Email, NewPassword, Username};
 
 /// Installs the global `tracing` subscriber: JSON lines unless asked for
-/// pretty output; `RUST_LOG` filters (default `info`).
-pub fn init_tracing(format: LogFormat) {
+/// pretty output; `RUST_LOG` filters (default `info`). Long-running
+/// commands log to stdout; one-shot commands to stderr, keeping stdout for
+/// their output.
+pub fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let result = match format {
         LogFormat::Json => builder
             .json()
@@ -118,20 +131,43 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long in-flight background work may take to finish at shutdown.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(20);
+
 /// Serves `state` on `listener` until SIGINT or SIGTERM, then lets
-/// in-flight requests finish.
-pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+/// in-flight requests finish. With `background`, the email worker, relay
+/// and scheduler run in the same process and are stopped after the API.
+pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    let workers = if background {
+        Some(crate::worker::Background::start(state.clone()).await?)
+    } else {
+        None
+    };
     let app = crate::http::router(state);
-    tracing::info!(%address, "listening");
-    axum::serve(
+    tracing::info!(%address, background, "listening");
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server error")?;
+    .context("server error");
+    if let Some(workers) = workers {
+        workers.stop(BACKGROUND_GRACE).await;
+    }
+    served?;
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// Runs only the background work (no HTTP) until SIGINT or SIGTERM.
+pub async fn run_worker(state: AppState) -> anyhow::Result<()> {
+    let workers = crate::worker::Background::start(state).await?;
+    tracing::info!("worker running");
+    shutdown_signal().await;
+    workers.stop(BACKGROUND_GRACE).await;
+    tracing::info!("worker shut down");
     Ok(())
 }
 

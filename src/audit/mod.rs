@@ -132,7 +132,33 @@ pub async fn record(
     meta: Option<&RequestMeta>,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    let row = audit_log::ActiveModel {
+    audit_log::Entity::insert(row(entry, meta, now))
+        .exec_without_returning(connection)
+        .await?;
+    Ok(())
+}
+
+/// Writes many entries of a job (no request) in one statement.
+pub async fn record_many(
+    connection: &impl ConnectionTrait,
+    entries: Vec<AuditEntry>,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    audit_log::Entity::insert_many(entries.into_iter().map(|entry| row(entry, None, now)))
+        .exec_without_returning(connection)
+        .await?;
+    Ok(())
+}
+
+fn row(
+    entry: AuditEntry,
+    meta: Option<&RequestMeta>,
+    now: DateTime<Utc>,
+) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         actor_id: Set(entry.actor_id),
         action: Set(entry.action.as_str().to_owned()),
@@ -142,9 +168,5 @@ pub async fn record(
         ip: Set(meta.and_then(|meta| meta.ip).map(|ip| ip.to_string())),
         request_id: Set(meta.and_then(|meta| meta.request_id.clone())),
         created_at: Set(now),
-    };
-    audit_log::Entity::insert(row)
-        .exec_without_returning(connection)
-        .await?;
-    Ok(())
+    }
 }

@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for Actor {
         if let Some(actor) = parts.extensions.get::<Actor>() {
             return Ok(*actor);
         }
-        let token = bearer_token(parts).ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
+        let token = bearer_token_of(&parts.headers).ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
         let claims = state
             .tokens
             .verify_access(token, state.now())
@@ -53,13 +53,6 @@ impl FromRequestParts<AppState> for Actor {
         parts.extensions.insert(actor);
         Ok(actor)
     }
-}
-
-fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl Actor {
@@ -105,6 +98,42 @@ impl Actor {
     }
 }
 
+/// An actor with the ADMIN role; anyone else is a 403 before the request
+/// body is even read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminActor(pub Actor);
+
+impl FromRequestParts<AppState> for AdminActor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        actor.require_admin()?;
+        Ok(AdminActor(actor))
+    }
+}
+
+/// An actor with the ADMIN or MANAGER role; anyone else is a 403 before
+/// the request body is even read.
+#[derive(Debug, Clone, Copy)]
+pub struct StaffActor(pub Actor);
+
+impl FromRequestParts<AppState> for StaffActor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        actor.require_staff()?;
+        Ok(StaffActor(actor))
+    }
+}
+
 /// Facts about the request recorded in the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
@@ -139,15 +168,21 @@ impl FromRequestParts<AppState> for RequestMeta {
 /// proxy, the right-most address in `X-Forwarded-For` that is not itself a
 /// trusted proxy (entries further left can be forged by the client).
 pub fn client_ip(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
-    let peer = parts
-        .extensions
+    client_ip_of(&parts.extensions, &parts.headers, trusted_proxies)
+}
+
+pub fn client_ip_of(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
     if !trusted_proxies.contains(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = parts
-        .headers
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -161,6 +196,14 @@ pub fn client_ip(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
             .find(|ip| !trusted_proxies.contains(ip))
             .unwrap_or(peer),
     )
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

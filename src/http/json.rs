@@ -102,16 +102,30 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(AppError::BadRequest(format!(
-            "Malformed JSON: {}.",
-            without_position(&error)
-        )));
-    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+        AppError::BadRequest(format!("Malformed JSON: {}.", without_position(&error)))
+    })?;
     // serde would also read a struct from a JSON array; we want objects only.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    let Some(object) = value.as_object() else {
         return Err(AppError::BadRequest(
             "The request body must be a JSON object.".to_owned(),
+        ));
+    };
+    // No text we store may hold a NUL character (PostgreSQL refuses it).
+    let with_nul: Vec<&String> = object
+        .iter()
+        .filter(|(_, value)| contains_nul(value))
+        .map(|(field, _)| field)
+        .collect();
+    if !with_nul.is_empty() {
+        return Err(AppError::Validation(
+            with_nul
+                .into_iter()
+                .map(|field| FieldError {
+                    field: field.clone(),
+                    message: "must not contain NUL characters".to_owned(),
+                })
+                .collect(),
         ));
     }
     serde_json::from_slice(bytes).map_err(|error| {
@@ -123,6 +137,17 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         };
         AppError::BadRequest(detail)
     })
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
+    }
 }
 
 /// serde_json appends " at line 1 column 5"; clients need only the reason.

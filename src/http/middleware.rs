@@ -12,7 +12,8 @@ use super::error::{PROBLEM_CONTENT_TYPE, problem_for_status};
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Gives every request an id (the client's `X-Request-Id` when it is a
-/// sane token, else a new UUID) and echoes it on the response.
+/// visible-ASCII token of at most 256 characters, else a new UUID) and
+/// sends it back on the response.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -28,11 +29,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Any visible ASCII token up to 256 characters is echoed back.
 fn is_sane_request_id(text: &str) -> bool {
-    (1..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    (1..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The route template of a request (`/loans/{id}`), for logs and metrics.
@@ -61,11 +60,15 @@ pub async fn problem_json_errors(request: Request, next: Next) -> Response {
     replacement
 }
 
+/// Bodies our handlers chose to send (problem details, or a JSON report
+/// such as the readiness probe's) are kept as they are.
 fn is_problem(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with(PROBLEM_CONTENT_TYPE))
+        .is_some_and(|value| {
+            value.starts_with(PROBLEM_CONTENT_TYPE) || value.starts_with("application/json")
+        })
 }
 
 /// JSON responses may not be framed, sniffed, or run anything; the docs
@@ -96,6 +99,57 @@ pub async fn security_headers(request: Request, next: Next) -> Response<Body> {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// `RATE_LIMIT_PER_MINUTE` per client: the user when the request carries a
+/// valid access token, else the client IP. Health, metrics and docs are
+/// exempt. Every limited response carries `RateLimit-*` headers.
+pub async fn rate_limit(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let exempt = path.starts_with("/health/")
+        || path == "/metrics"
+        || path.starts_with("/docs")
+        || path == "/openapi.json";
+    if exempt {
+        return next.run(request).await;
+    }
+    let user = crate::auth::actor::bearer_token_of(request.headers())
+        .and_then(|token| state.tokens.verify_access(token, state.now()).ok())
+        .map(|claims| format!("user:{}", claims.sub));
+    let key = user.unwrap_or_else(|| {
+        let ip = crate::auth::actor::client_ip_of(
+            request.extensions(),
+            request.headers(),
+            &state.config.trusted_proxies,
+        );
+        format!(
+            "ip:{}",
+            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        )
+    });
+    let decision = state.rate_limiter.check(&key);
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        axum::response::IntoResponse::into_response(super::error::AppError::RateLimited {
+            retry_after_secs: decision.reset_after_secs,
+        })
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", decision.limit.to_string()),
+        ("ratelimit-remaining", decision.remaining.to_string()),
+        ("ratelimit-reset", decision.reset_after_secs.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
     }
     response
 }

@@ -48,6 +48,8 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
         (name = "loans", description = "Applications, approval and repayment schedules"),
         (name = "payments", description = "Repayments, payment history and overdue installments"),
         (name = "audit", description = "The audit trail"),
+        (name = "notifications", description = "What happened to a user's loans"),
+        (name = "jobs", description = "Running scheduled jobs by hand"),
         (name = "operations", description = "Health and documentation"),
     )
 )]
@@ -60,6 +62,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::users::handlers::router())
         .merge(crate::loans::handlers::router())
         .merge(crate::payments::handlers::router())
+        .merge(crate::jobs::handlers::router())
+        .merge(crate::notifications::handlers::router())
         .merge(crate::audit::handlers::router())
         .merge(health::router())
 }
@@ -86,7 +90,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound("Resource") })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(middleware::security_headers))
                 .layer(axum::middleware::from_fn(middleware::problem_json_errors))
                 .layer(CatchPanicLayer::new())
                 .layer(TimeoutLayer::with_status_code(
@@ -94,7 +97,11 @@ pub fn router(state: AppState) -> Router {
                     config.request_timeout,
                 ))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ));
     if !config.cors_origins.is_empty() {
         app = app.layer(cors_layer(&config.cors_origins));
     }
@@ -129,7 +136,8 @@ pub fn router(state: AppState) -> Router {
                             );
                         },
                     ),
-            ),
+            )
+            .layer(axum::middleware::from_fn(middleware::security_headers)),
     )
     .with_state(state)
 }
@@ -198,7 +206,13 @@ fn complete_document(document: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             let has_body = operation.request_body.is_some();
-            let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            let has_path_params = parameters
+                .iter()
+                .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)));
+            let has_query_params = parameters
+                .iter()
+                .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)));
             let responses = &mut operation.responses.responses;
             let mut add = |status: &str, description: &str| {
                 responses
@@ -212,14 +226,16 @@ fn complete_document(document: &mut utoipa::openapi::OpenApi) {
                 );
                 add("413", "Request body larger than 1 MiB");
             }
-            if has_body || has_params {
+            if has_body || has_query_params {
                 add("422", "Invalid fields; `errors` names each one");
             }
             if secured {
                 add("401", "Missing, invalid or expired access token");
+            }
+            if secured && (has_path_params || has_query_params || has_body) {
                 add("403", "The caller's role does not allow this");
             }
-            if has_params {
+            if has_path_params {
                 add("404", "No such record, or not one the caller may see");
             }
             add("429", "Rate limited; see Retry-After");

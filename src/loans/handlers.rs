@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::service::{self, Application, ApprovalTerms, LoanFilter};
 use super::views::LoanView;
 use crate::app::AppState;
-use crate::auth::actor::{Actor, RequestMeta};
+use crate::auth::actor::{Actor, AdminActor, RequestMeta, StaffActor};
 use crate::db::entities::LoanStatus;
 use crate::http::error::AppResult;
 use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator};
@@ -206,12 +206,11 @@ pub struct ApproveRequest {
         (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn approve(
     State(state): State<AppState>,
-    actor: Actor,
+    AdminActor(actor): AdminActor,
     meta: RequestMeta,
     PathId(id): PathId,
     OptionalJsonBody(body): OptionalJsonBody<ApproveRequest>,
 ) -> AppResult<Json<LoanView>> {
-    actor.require_admin()?;
     let body = body.unwrap_or_default();
     let mut validator = Validator::new();
     let rate = validator.optional("annualInterestRate", body.annual_interest_rate, |text| {
@@ -260,18 +259,17 @@ pub struct RejectRequest {
         (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn reject(
     State(state): State<AppState>,
-    actor: Actor,
+    StaffActor(actor): StaffActor,
     meta: RequestMeta,
     PathId(id): PathId,
     JsonBody(body): JsonBody<RejectRequest>,
 ) -> AppResult<Json<LoanView>> {
-    actor.require_staff()?;
     let mut validator = Validator::new();
     let reason = validator.required("reason", body.reason, |text: String| {
         let text = text.trim().to_owned();
         let length = text.chars().count();
-        if length == 0 || length > REASON_MAX_CHARS {
-            Err("must be 1 to 500 characters")
+        if length == 0 || length > REASON_MAX_CHARS || text.chars().any(char::is_control) {
+            Err("must be 1 to 500 characters of text")
         } else {
             Ok(text)
         }

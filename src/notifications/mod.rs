@@ -1,11 +1,17 @@
-//! Notifications: rows telling a user what happened to their loans.
-//! Written inside the transaction of the change they announce.
+//! Notifications: rows telling a user what happened to their loans,
+//! written inside the transaction of the change they announce, readable
+//! through `/notifications`, and delivered by email through the queue.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
 use crate::db::entities::{NotificationKind, notification};
+
+pub mod delivery;
+pub mod email;
+pub mod handlers;
 
 /// A notification about to be written.
 #[derive(Debug, Clone)]
@@ -25,7 +31,53 @@ pub async fn write(
     new: NewNotification,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    let row = notification::ActiveModel {
+    notification::Entity::insert(row(new, now))
+        .exec_without_returning(connection)
+        .await?;
+    Ok(())
+}
+
+/// Writes a notification carrying a `dedup_key` unless one with that key
+/// exists; returns whether it was written. Jobs use this so that running
+/// them twice cannot notify twice.
+pub async fn write_once(
+    connection: &impl ConnectionTrait,
+    new: NewNotification,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let inserted = notification::Entity::insert(row(new, now))
+        .on_conflict(
+            OnConflict::column(notification::Column::DedupKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(connection)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Writes many deduplicated notifications in one statement; returns how
+/// many were new.
+pub async fn write_many_once(
+    connection: &impl ConnectionTrait,
+    news: Vec<NewNotification>,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    if news.is_empty() {
+        return Ok(0);
+    }
+    notification::Entity::insert_many(news.into_iter().map(|new| row(new, now)))
+        .on_conflict(
+            OnConflict::column(notification::Column::DedupKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(connection)
+        .await
+}
+
+fn row(new: NewNotification, now: DateTime<Utc>) -> notification::ActiveModel {
+    notification::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(new.user_id),
         loan_id: Set(Some(new.loan_id)),
@@ -35,10 +87,7 @@ pub async fn write(
         dedup_key: Set(new.dedup_key),
         read_at: Set(None),
         email_enqueued_at: Set(None),
+        emailed_at: Set(None),
         created_at: Set(now),
-    };
-    notification::Entity::insert(row)
-        .exec_without_returning(connection)
-        .await?;
-    Ok(())
+    }
 }

@@ -142,8 +142,8 @@ struct AsOf {
     as_of: Option<NaiveDate>,
 }
 
-/// Overdue installments, most overdue first. Staff see every borrower's;
-/// a USER sees only their own.
+/// Overdue installments, newest first (latest due date first). Staff see
+/// every borrower's; a USER sees only their own.
 #[utoipa::path(get, path = "/payments/overdue", tag = "payments",
     security(("bearerAuth" = [])),
     params(AsOf, PageParams),

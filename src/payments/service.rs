@@ -12,8 +12,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Order,
+    QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -368,9 +368,40 @@ pub async fn history(
 /// Where an overdue list resumes: after this (due date, loan, number).
 pub type OverdueCursor = (NaiveDate, Uuid, i32);
 
-/// Installments due before `as_of` and not fully paid, most overdue first;
-/// only `user_id`'s when given. One range scan of a partial index on
-/// unpaid installments, however many paid ones there are.
+/// Unpaid installments due before `as_of`, ordered by (due date, loan,
+/// number) in `order`, starting after `after`: a range scan of the partial
+/// indexes on unpaid installments. The status test is a literal so that
+/// both databases can match it to the indexes' `WHERE status <> 'PAID'`.
+pub fn past_due_unpaid(
+    as_of: NaiveDate,
+    order: Order,
+    after: Option<OverdueCursor>,
+) -> Select<installment::Entity> {
+    let mut query = installment::Entity::find()
+        .filter(Expr::cust("status <> 'PAID'"))
+        .filter(installment::Column::DueDate.lt(as_of))
+        .order_by(installment::Column::DueDate, order.clone())
+        .order_by(installment::Column::LoanId, order.clone())
+        .order_by(installment::Column::Number, order.clone());
+    if let Some((due_date, loan_id, number)) = after {
+        let key = Expr::tuple([
+            Expr::col(installment::Column::DueDate),
+            Expr::col(installment::Column::LoanId),
+            Expr::col(installment::Column::Number),
+        ]);
+        let cursor = Expr::tuple([Expr::val(due_date), Expr::val(loan_id), Expr::val(number)]);
+        query = query.filter(match order {
+            Order::Desc => key.lt(cursor),
+            _ => key.gt(cursor),
+        });
+    }
+    query
+}
+
+/// Installments due before `as_of` and not fully paid, newest first (the
+/// latest due date first, as every list); only `user_id`'s when given. One
+/// backward range scan of a partial index on unpaid installments, however
+/// many paid ones there are.
 pub async fn overdue(
     connection: &impl ConnectionTrait,
     user_id: Option<Uuid>,
@@ -378,31 +409,9 @@ pub async fn overdue(
     page: &PageRequest,
     after: Option<OverdueCursor>,
 ) -> AppResult<Page<OverdueItem>> {
-    // The status test is a literal so that both databases can match it
-    // to the partial indexes' `WHERE status <> 'PAID'`.
-    let mut query = installment::Entity::find()
-        .filter(Expr::cust("status <> 'PAID'"))
-        .filter(installment::Column::DueDate.lt(as_of))
-        .order_by_asc(installment::Column::DueDate)
-        .order_by_asc(installment::Column::LoanId)
-        .order_by_asc(installment::Column::Number)
-        .limit(page.fetch_limit());
+    let mut query = past_due_unpaid(as_of, Order::Desc, after).limit(page.fetch_limit());
     if let Some(user_id) = user_id {
         query = query.filter(installment::Column::UserId.eq(user_id));
-    }
-    if let Some((due_date, loan_id, number)) = after {
-        query = query.filter(
-            Expr::tuple([
-                Expr::col(installment::Column::DueDate),
-                Expr::col(installment::Column::LoanId),
-                Expr::col(installment::Column::Number),
-            ])
-            .gt(Expr::tuple([
-                Expr::val(due_date),
-                Expr::val(loan_id),
-                Expr::val(number),
-            ])),
-        );
     }
     let rows = query.all(connection).await?;
     let loan_ids: Vec<Uuid> = rows.iter().map(|row| row.loan_id).collect();

@@ -81,19 +81,28 @@ pub fn person_name(raw: String) -> Result<String, &'static str> {
     bounded_text(raw, 1, 100, "must be 1 to 100 characters")
 }
 
-pub fn phone_number(raw: String) -> Result<String, &'static str> {
-    let phone = bounded_text(raw, 1, 32, "must be 1 to 32 characters")?;
+/// A phone number of digits, spaces and `+ - ( ) .`, at most 32
+/// characters; empty means none.
+pub fn phone_number(raw: String) -> Result<Option<String>, &'static str> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let phone = bounded_text(raw, 1, 32, "must be at most 32 characters")?;
     let allowed = phone
         .chars()
         .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'));
     if !allowed || !phone.chars().any(|c| c.is_ascii_digit()) {
         return Err("must be a phone number of digits, spaces and + - ( ) .");
     }
-    Ok(phone)
+    Ok(Some(phone))
 }
 
-pub fn address(raw: String) -> Result<String, &'static str> {
-    bounded_text(raw, 1, 500, "must be 1 to 500 characters")
+/// A postal address of at most 500 characters; empty means none.
+pub fn address(raw: String) -> Result<Option<String>, &'static str> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    bounded_text(raw, 1, 500, "must be at most 500 characters").map(Some)
 }
 
 /// A date of birth: `YYYY-MM-DD`, strictly before `today`.
@@ -105,9 +114,6 @@ pub fn date_of_birth(raw: String, today: NaiveDate) -> Result<NaiveDate, &'stati
     }
     if date >= today {
         return Err("must be in the past");
-    }
-    if date < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN) {
-        return Err("must be after 1900-01-01");
     }
     Ok(date)
 }

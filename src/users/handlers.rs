@@ -11,7 +11,7 @@ use super::domain;
 use super::service::{self, ProfileInput};
 use super::views::{ProfileView, UserView};
 use crate::app::AppState;
-use crate::auth::actor::{Actor, RequestMeta};
+use crate::auth::actor::{Actor, AdminActor, RequestMeta};
 use crate::db::entities::Role;
 use crate::http::error::AppResult;
 use crate::http::json::{Field, JsonBody, Validator};
@@ -106,12 +106,11 @@ pub struct ChangeRoleRequest {
         (status = 409, description = "The last admin cannot be demoted", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn change_role(
     State(state): State<AppState>,
-    actor: Actor,
+    AdminActor(actor): AdminActor,
     meta: RequestMeta,
     PathId(id): PathId,
     JsonBody(body): JsonBody<ChangeRoleRequest>,
 ) -> AppResult<Json<UserView>> {
-    actor.require_admin()?;
     let mut validator = Validator::new();
     let role = validator.required("role", body.role, |text| {
         Role::parse(&text).ok_or("must be ADMIN, MANAGER or USER")
@@ -191,8 +190,8 @@ async fn put_my_profile(
         Some(ProfileInput {
             first_name: first_name?,
             last_name: last_name?,
-            phone_number: phone_number?,
-            address: address?,
+            phone_number: phone_number?.flatten(),
+            address: address?.flatten(),
             date_of_birth: date_of_birth?,
         })
     })?;

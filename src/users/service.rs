@@ -175,18 +175,26 @@ pub async fn change_role(
     actor.require_admin()?;
     let now = state.now();
     let transaction = state.db.begin_write().await?;
-    let target = user::Entity::find_by_id(target_id)
+    // Lock the target and every admin in one statement, in id order, so
+    // that two role changes can neither deadlock nor both remove an admin.
+    let locked = user::Entity::find()
+        .filter(
+            Condition::any()
+                .add(user::Column::Id.eq(target_id))
+                .add(user::Column::Role.eq(Role::Admin)),
+        )
+        .order_by_asc(user::Column::Id)
         .lock_exclusive()
-        .one(&transaction)
-        .await?
+        .all(&transaction)
+        .await?;
+    let target = locked
+        .iter()
+        .find(|u| u.id == target_id)
+        .cloned()
         .ok_or(AppError::NotFound("User"))?;
     if target.role == Role::Admin && new_role != Role::Admin {
-        let admins = user::Entity::find()
-            .filter(user::Column::Role.eq(Role::Admin))
-            .lock_exclusive()
-            .all(&transaction)
-            .await?;
-        if admins.len() <= 1 {
+        let admins = locked.iter().filter(|u| u.role == Role::Admin).count();
+        if admins <= 1 {
             return Err(AppError::Conflict(
                 "The last admin cannot be demoted.".to_owned(),
             ));

@@ -147,3 +147,107 @@ async fn the_docs_page_uses_only_its_own_assets() {
             .is_some_and(|csp| csp.contains("script-src 'self'"))
     );
 }
+
+#[tokio::test]
+async fn a_nul_character_in_any_text_is_a_validation_error_not_a_crash() {
+    let app = TestApp::spawn().await;
+    let login = app
+        .login(json!({ "email": "a\u{0}@example.com", "password": "whatever" }))
+        .await;
+    login.assert_invalid_fields(&["email"]);
+    let register = app
+        .post(
+            "/auth/register",
+            None,
+            json!({ "email": "n@example.com", "username": "nul", "password": "pass\u{0}word" }),
+        )
+        .await;
+    register.assert_invalid_fields(&["password"]);
+}
+
+#[tokio::test]
+async fn readiness_is_503_with_the_failing_check_when_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    app.state
+        .db
+        .write
+        .clone()
+        .close()
+        .await
+        .expect("close the pool");
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    ready.assert_status(503);
+    assert_eq!(
+        ready.body,
+        json!({ "status": "unavailable", "checks": { "database": "failed" } })
+    );
+    let live = app.call(Method::GET, "/health/live", None, None).await;
+    live.assert_status(200);
+}
+
+#[tokio::test]
+async fn every_client_is_rate_limited_per_minute() {
+    let app = TestApp::builder()
+        .env("RATE_LIMIT_PER_MINUTE", "3")
+        .build()
+        .await;
+    let user = app.register("limited").await; // counted against the IP
+    let first = app.get("/users/me", &user.token).await;
+    first.assert_status(200);
+    assert_eq!(first.header("ratelimit-limit"), Some("3"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("2"));
+    app.get("/users/me", &user.token).await.assert_status(200);
+    app.get("/users/me", &user.token).await.assert_status(200);
+    let limited = app.get("/users/me", &user.token).await;
+    limited.assert_problem(429);
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    // Probes are never limited.
+    app.call(Method::GET, "/health/live", None, None)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn the_role_is_checked_before_the_body() {
+    let app = TestApp::spawn().await;
+    let user = app.register("curious").await;
+    let loan = app.apply(&user, "500.00", 5).await;
+    let response = app
+        .send(
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("/loans/{loan}/approve"))
+                .header("authorization", format!("Bearer {}", user.token))
+                .header("content-type", "application/json")
+                .body(Body::from("{not json"))
+                .expect("request"),
+        )
+        .await;
+    response.assert_problem(403);
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only_with_the_security_headers() {
+    let app = TestApp::builder()
+        .env("CORS_ORIGINS", "https://app.example")
+        .build()
+        .await;
+    let preflight = |origin: &'static str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/auth/login")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let allowed = app.send(preflight("https://app.example")).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(allowed.header("x-frame-options"), Some("DENY"));
+    let other = app.send(preflight("https://evil.example")).await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

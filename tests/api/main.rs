@@ -4,7 +4,9 @@
 mod audit;
 mod auth;
 mod http;
+mod jobs;
 mod loans;
+mod notifications;
 mod payments;
 mod support;
 mod users;

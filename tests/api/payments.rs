@@ -4,22 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, TestUser};
-
-/// A borrower with an approved 10 000.00 loan at 12 % over 12 months,
-/// first due 2026-02-15 (the golden schedule), and an admin.
-async fn golden_loan(app: &TestApp) -> (TestUser, TestUser, Uuid) {
-    let borrower = app.register("borrower").await;
-    let admin = app.admin().await;
-    let loan_id = app.apply(&borrower, "10000.00", 12).await;
-    app.approve(
-        &admin,
-        loan_id,
-        Some(json!({ "annualInterestRate": "12", "firstDueDate": "2026-02-15" })),
-    )
-    .await;
-    (borrower, admin, loan_id)
-}
+use crate::support::TestApp;
 
 fn portions(payment: &Value) -> (&str, &str, &str) {
     (
@@ -36,7 +21,7 @@ fn installment(loan: &Value, number: usize) -> &Value {
 #[tokio::test]
 async fn a_full_installment_pays_its_interest_and_principal() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let response = app.pay(&borrower, loan_id, json!("888.49"), None).await;
     response.assert_status(201);
     let payment = &response.body;
@@ -75,7 +60,7 @@ async fn a_full_installment_pays_its_interest_and_principal() {
 #[tokio::test]
 async fn partial_payments_fill_interest_before_principal() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let first = app.pay(&borrower, loan_id, json!(50), None).await;
     first.assert_status(201);
     assert_eq!(portions(&first.body), ("0.00", "50.00", "0.00"));
@@ -105,7 +90,7 @@ async fn partial_payments_fill_interest_before_principal() {
 #[tokio::test]
 async fn one_payment_can_cover_several_installments() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let response = app.pay(&borrower, loan_id, json!("2000.00"), None).await;
     response.assert_status(201);
     // #1 and #2 in full (888.49 each), then #3: 84.15 interest and 138.87 principal.
@@ -125,7 +110,7 @@ async fn one_payment_can_cover_several_installments() {
 #[tokio::test]
 async fn more_than_is_owed_is_refused_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let response = app.pay(&borrower, loan_id, json!("10661.87"), None).await;
     response.assert_invalid_fields(&["amount"]);
     assert!(response.text.contains("10661.86"), "{}", response.text);
@@ -240,7 +225,7 @@ async fn only_active_loans_take_payments_and_only_their_people_pay() {
 #[tokio::test]
 async fn an_idempotency_key_replays_the_original_payment() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let first = app
         .pay(&borrower, loan_id, json!("100.00"), Some("order-1"))
         .await;
@@ -292,7 +277,7 @@ async fn an_idempotency_key_replays_the_original_payment() {
 #[tokio::test]
 async fn racing_requests_with_one_key_record_one_payment() {
     let app = TestApp::spawn().await;
-    let (borrower, _, loan_id) = golden_loan(&app).await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
     let requests =
         (0..10).map(|_| app.pay(&borrower, loan_id, json!("250.00"), Some("retry-storm")));
     let responses = futures_util::future::join_all(requests).await;
@@ -374,7 +359,7 @@ async fn concurrent_payments_never_record_more_than_is_owed() {
 #[tokio::test]
 async fn a_late_payment_pays_the_penalty_first_and_ends_the_overdue_status() {
     let app = TestApp::spawn().await;
-    let (_, _, loan_id) = golden_loan(&app).await;
+    let (_, _, loan_id) = app.golden_loan().await;
     // What the overdue job does (tested with the job itself elsewhere):
     // installment 1 overdue with a 44.42 late fee, the loan OVERDUE.
     app.sql(
@@ -421,7 +406,7 @@ async fn a_late_payment_pays_the_penalty_first_and_ends_the_overdue_status() {
 #[tokio::test]
 async fn payment_history_is_per_user_and_newest_first() {
     let app = TestApp::spawn().await;
-    let (borrower, admin, loan_id) = golden_loan(&app).await;
+    let (borrower, admin, loan_id) = app.golden_loan().await;
     let other = app.register("other").await;
     for amount in ["10.00", "20.00", "30.00"] {
         app.pay(&borrower, loan_id, json!(amount), None)
@@ -528,11 +513,11 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
         rows(&all),
         [
             (
-                "2025-12-10".to_owned(),
-                2,
+                "2026-01-10".to_owned(),
+                3,
                 "100.00".to_owned(),
-                "50.00".to_owned(),
-                36
+                "0.00".to_owned(),
+                5
             ),
             (
                 "2025-12-20".to_owned(),
@@ -542,18 +527,19 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
                 26
             ),
             (
-                "2026-01-10".to_owned(),
-                3,
+                "2025-12-10".to_owned(),
+                2,
                 "100.00".to_owned(),
-                "0.00".to_owned(),
-                5
+                "50.00".to_owned(),
+                36
             ),
-        ]
+        ],
+        "newest first"
     );
-    assert_eq!(all.body["items"][0]["loanId"], json!(alice_loan));
-    assert_eq!(all.body["items"][0]["userId"], json!(alice.id));
-    assert_eq!(all.body["items"][0]["currency"], "USD");
-    assert_eq!(all.body["items"][0]["penalty"], "0.00");
+    assert_eq!(all.body["items"][2]["loanId"], json!(alice_loan));
+    assert_eq!(all.body["items"][2]["userId"], json!(alice.id));
+    assert_eq!(all.body["items"][2]["currency"], "USD");
+    assert_eq!(all.body["items"][2]["penalty"], "0.00");
 
     let own = app.get("/payments/overdue", &bob.token).await;
     assert_eq!(
@@ -595,12 +581,12 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
     assert_eq!(
         dates,
         [
-            "2025-12-10",
-            "2025-12-20",
-            "2026-01-10",
-            "2026-01-20",
+            "2026-02-20",
             "2026-02-10",
-            "2026-02-20"
+            "2026-01-20",
+            "2026-01-10",
+            "2025-12-20",
+            "2025-12-10"
         ]
     );
 

@@ -35,6 +35,8 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub clock: ManualClock,
+    /// The configuration the app was built from, for second instances.
+    pub vars: HashMap<String, String>,
     _database: TestDatabase,
 }
 
@@ -119,6 +121,15 @@ impl TestAppBuilder {
                 .entry(name.to_owned())
                 .or_insert_with(|| value.to_owned());
         }
+        if let Ok(redis_url) = std::env::var("TEST_REDIS_URL")
+            && !redis_url.is_empty()
+        {
+            self.vars.entry("REDIS_URL".to_owned()).or_insert(redis_url);
+        }
+        // Each test its own queue, so tests sharing one Redis never meet.
+        self.vars
+            .entry("EMAIL_QUEUE".to_owned())
+            .or_insert_with(|| format!("test-emails-{}", Uuid::new_v4().simple()));
         let config = Config::from_map(&self.vars).expect("test configuration is valid");
         let clock = ManualClock::new(start_time());
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
@@ -129,6 +140,7 @@ impl TestAppBuilder {
             router,
             state,
             clock,
+            vars: self.vars,
             _database: database,
         }
     }
@@ -494,5 +506,60 @@ impl TestApp {
             .expect("count")
             .expect("a row");
         row.try_get::<i64>("", "n").expect("count column")
+    }
+}
+
+impl TestApp {
+    /// Another instance of the service on the same database (and Redis).
+    pub async fn second_instance(&self) -> AppState {
+        let config = Config::from_map(&self.vars).expect("test configuration is valid");
+        loan_tracker::startup::build_state(config, std::sync::Arc::new(self.clock.clone()))
+            .await
+            .expect("second instance")
+    }
+
+    /// `POST /admin/jobs/{name}/run` as `admin` for `as_of`; returns the report.
+    pub async fn run_job(&self, admin: &TestUser, name: &str, as_of: &str) -> Value {
+        let response = self
+            .post(
+                &format!("/admin/jobs/{name}/run"),
+                Some(&admin.token),
+                json!({ "asOf": as_of }),
+            )
+            .await;
+        response.assert_status(200);
+        response.body
+    }
+
+    /// A user's notifications as `(kind, title)`, oldest first.
+    pub async fn notifications(
+        &self,
+        user_id: Uuid,
+    ) -> Vec<loan_tracker::db::entities::notification::Model> {
+        use loan_tracker::db::entities::notification;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        notification::Entity::find()
+            .filter(notification::Column::UserId.eq(user_id))
+            .order_by_asc(notification::Column::Id)
+            .all(&self.state.db.read)
+            .await
+            .expect("notifications")
+    }
+}
+
+impl TestApp {
+    /// A borrower with the golden loan — 10 000.00 at 12 % over 12 months,
+    /// first due 2026-02-15, approved — and the admin who approved it.
+    pub async fn golden_loan(&self) -> (TestUser, TestUser, Uuid) {
+        let borrower = self.register("borrower").await;
+        let admin = self.admin().await;
+        let loan_id = self.apply(&borrower, "10000.00", 12).await;
+        self.approve(
+            &admin,
+            loan_id,
+            Some(json!({ "annualInterestRate": "12", "firstDueDate": "2026-02-15" })),
+        )
+        .await;
+        (borrower, admin, loan_id)
     }
 }

@@ -16,6 +16,7 @@ pub struct Model {
     pub dedup_key: Option<String>,
     pub read_at: Option<DateTimeUtc>,
     pub email_enqueued_at: Option<DateTimeUtc>,
+    pub emailed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

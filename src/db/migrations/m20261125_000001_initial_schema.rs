@@ -186,8 +186,10 @@ CREATE TABLE notifications (
     -- re-run can never write one twice
     dedup_key TEXT,
     read_at {ts},
-    -- outbox: set once the email for this notification is on the queue
+    -- outbox: set once the email for this notification is on the queue,
+    -- and once it has been sent (so a retried job never sends it twice)
     email_enqueued_at {ts},
+    emailed_at {ts},
     created_at {ts} NOT NULL DEFAULT {now}
 );
 CREATE UNIQUE INDEX notifications_dedup_key ON notifications (dedup_key);

@@ -1,0 +1,52 @@
+//! `POST /admin/jobs/{name}/run`: run a job now (ADMIN).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{JobName, JobReport, Trigger};
+use crate::app::AppState;
+use crate::auth::actor::AdminActor;
+use crate::http::error::{AppError, AppResult};
+use crate::http::json::{Field, OptionalJsonBody, Validator};
+use crate::loans::handlers::parse_date;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(run_job))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RunJobRequest {
+    /// The day to run the job for; default today (service time zone).
+    #[serde(default)]
+    #[schema(value_type = Option<chrono::NaiveDate>)]
+    as_of: Field<String>,
+}
+
+/// Runs a job now, as of a given day (ADMIN). Safe to repeat: a second
+/// run for the same day changes nothing.
+#[utoipa::path(post, path = "/admin/jobs/{name}/run", tag = "jobs",
+    security(("bearerAuth" = [])),
+    params(("name" = String, Path, description = "payment-reminders, overdue-check or audit-archive")),
+    request_body(content = Option<RunJobRequest>, description = "Optional as-of date"),
+    responses((status = 200, description = "What the run did", body = JobReport)))]
+async fn run_job(
+    State(state): State<AppState>,
+    _admin: AdminActor,
+    Path(name): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<RunJobRequest>,
+) -> AppResult<Json<JobReport>> {
+    let job = JobName::parse(&name).ok_or(AppError::NotFound("Job"))?;
+    let body = body.unwrap_or_default();
+    let mut validator = Validator::new();
+    let as_of = validator.optional("asOf", body.as_of, |text| parse_date(&text));
+    let as_of = validator.finish(|| as_of)?.unwrap_or_else(|| state.today());
+    let report = super::run(&state, job, as_of, Trigger::Api)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(Json(report))
+}

@@ -1,0 +1,465 @@
+//! `overdue-check`: marks installments due before `as_of` and not fully
+//! paid as OVERDUE (and their loans), applies the late fee once per
+//! installment ever, and tells the borrower.
+//!
+//! The late fee is `LATE_FEE_PERCENT` of what the installment still owed
+//! before the fee (`amountDue − amountPaid`), rounded half-even to the
+//! cent, applied once the installment is more than `LATE_FEE_GRACE_DAYS`
+//! days overdue. `penalty_applied_on` records that it happened, so no later
+//! run applies it again; notification dedup keys do the same for messages.
+//!
+//! The job walks unpaid past-due installments in index order, a page at a
+//! time. For each page it locks the loans involved (in id order, the lock
+//! order payments use too, so the two cannot deadlock), re-reads their
+//! installments under the lock, works out every change in memory
+//! ([`plan`]), and writes it with a handful of set-based statements. If a
+//! page fails, it is retried loan by loan, each in its own savepoint, so
+//! one bad row is logged and left for the next run without holding up the
+//! rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{CaseStatement, Expr, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{BATCH_SIZE, JobName, JobReport};
+use crate::app::AppState;
+use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
+use crate::money::{Money, Percent};
+use crate::notifications::{self, NewNotification};
+use crate::payments::service::past_due_unpaid;
+use sea_orm::Order;
+
+#[derive(Debug, Clone, Copy)]
+struct FeeRule {
+    percent: Percent,
+    grace_days: i64,
+}
+
+impl FeeRule {
+    /// Whether the grace period of this installment is over.
+    fn is_due(self, installment: &installment::Model, as_of: NaiveDate) -> bool {
+        (as_of - installment.due_date).num_days() > self.grace_days
+    }
+
+    /// The fee on what the installment still owes before the fee.
+    fn fee_on(self, installment: &installment::Model) -> anyhow::Result<Money> {
+        self.percent
+            .of(still_owed(installment, 0))
+            .ok_or_else(|| anyhow::anyhow!("late fee overflows"))
+    }
+}
+
+fn still_owed(installment: &installment::Model, extra_penalty: i64) -> Money {
+    Money::from_minor(
+        installment.principal_minor
+            + installment.interest_minor
+            + installment.penalty_minor
+            + extra_penalty
+            - installment.principal_paid_minor
+            - installment.interest_paid_minor
+            - installment.penalty_paid_minor,
+    )
+}
+
+/// Batches written at the same time: one can be planned while the
+/// database writes another. (On SQLite the single writer takes them in
+/// turn.)
+const BATCHES_IN_FLIGHT: usize = 2;
+
+pub async fn overdue_check(
+    state: &AppState,
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::OverdueCheck, as_of);
+    let fee = FeeRule {
+        percent: state.config.late_fee_percent,
+        grace_days: i64::from(state.config.late_fee_grace_days),
+    };
+    for count in [
+        "installmentsMarkedOverdue",
+        "penaltiesApplied",
+        "loansMarkedOverdue",
+        "notificationsWritten",
+        "failed",
+    ] {
+        report.add(count, 0);
+    }
+    let mut in_flight: tokio::task::JoinSet<anyhow::Result<Outcome>> = tokio::task::JoinSet::new();
+    let mut after: Option<(NaiveDate, Uuid, i32)> = None;
+    loop {
+        let page = overdue_page(state, as_of, after).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some((last.due_date, last.loan_id, last.number));
+        report.processed += page.len() as u64;
+        // Loans with an installment not yet marked or not yet charged; a
+        // re-run finds none and writes nothing.
+        let loans: Vec<Uuid> = page
+            .iter()
+            .filter(|row| {
+                row.status != InstallmentStatus::Overdue
+                    || (row.penalty_applied_on.is_none() && fee.is_due(row, as_of))
+            })
+            .map(|row| row.loan_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if loans.is_empty() {
+            continue;
+        }
+        while in_flight.len() >= BATCHES_IN_FLIGHT {
+            if let Some(done) = in_flight.join_next().await {
+                done??.add_to(&mut report);
+            }
+        }
+        let state = state.clone();
+        in_flight.spawn(async move { process_batch(&state, loans, as_of, now, fee).await });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        done??.add_to(&mut report);
+    }
+    Ok(report)
+}
+
+/// Processes one batch of loans in one transaction; if that fails, loan by
+/// loan, each in its own savepoint.
+async fn process_batch(
+    state: &AppState,
+    loans: Vec<Uuid>,
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+    fee: FeeRule,
+) -> anyhow::Result<Outcome> {
+    let transaction = state.db.begin_write().await?;
+    let batch = {
+        let savepoint = transaction.begin().await?;
+        match process_loans(&savepoint, &loans, as_of, now, fee).await {
+            Ok(outcome) => savepoint.commit().await.map(|()| Some(outcome))?,
+            Err(error) => {
+                savepoint.rollback().await?;
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "overdue-check: batch failed; retrying loan by loan"
+                );
+                None
+            }
+        }
+    };
+    let outcome = match batch {
+        Some(outcome) => outcome,
+        None => {
+            let mut total = Outcome::default();
+            for loan_id in &loans {
+                let savepoint = transaction.begin().await?;
+                match process_loans(&savepoint, std::slice::from_ref(loan_id), as_of, now, fee)
+                    .await
+                {
+                    Ok(outcome) => {
+                        savepoint.commit().await?;
+                        total.merge(&outcome);
+                    }
+                    Err(error) => {
+                        savepoint.rollback().await?;
+                        tracing::error!(%loan_id, error = format!("{error:#}"), "overdue-check: loan failed; will retry next run");
+                        total.failed += 1;
+                    }
+                }
+            }
+            total
+        }
+    };
+    transaction.commit().await?;
+    Ok(outcome)
+}
+
+/// One page of unpaid installments due before `as_of`, in index order.
+async fn overdue_page(
+    state: &AppState,
+    as_of: NaiveDate,
+    after: Option<(NaiveDate, Uuid, i32)>,
+) -> anyhow::Result<Vec<installment::Model>> {
+    let query = past_due_unpaid(as_of, Order::Asc, after).limit(BATCH_SIZE);
+    Ok(query.all(&state.db.write).await?)
+}
+
+/// What the job will write for a set of loans.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Installments to mark OVERDUE, with the fee to add (0 for none) and
+    /// whether the fee is being applied now.
+    installments: Vec<(Uuid, i64, bool)>,
+    /// Loans to change: penalty to add and whether to mark it OVERDUE.
+    loans: BTreeMap<Uuid, (i64, bool)>,
+    notifications: Vec<NewNotification>,
+    audit: Vec<AuditEntry>,
+    outcome: Outcome,
+}
+
+/// Counts of what a plan did.
+#[derive(Debug, Default)]
+struct Outcome {
+    installments_marked: u64,
+    penalties_applied: u64,
+    loans_marked: u64,
+    notifications: u64,
+    failed: u64,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: &Outcome) {
+        self.installments_marked += other.installments_marked;
+        self.penalties_applied += other.penalties_applied;
+        self.loans_marked += other.loans_marked;
+        self.notifications += other.notifications;
+        self.failed += other.failed;
+    }
+
+    fn add_to(&self, report: &mut JobReport) {
+        report.add("installmentsMarkedOverdue", self.installments_marked);
+        report.add("penaltiesApplied", self.penalties_applied);
+        report.add("loansMarkedOverdue", self.loans_marked);
+        report.add("notificationsWritten", self.notifications);
+        report.add("failed", self.failed);
+    }
+}
+
+/// Works out every change for `loans` (locked) and their unpaid past-due
+/// `installments`, with no I/O.
+fn plan(
+    loans: &[loan::Model],
+    installments: &[installment::Model],
+    as_of: NaiveDate,
+    fee: FeeRule,
+) -> anyhow::Result<Plan> {
+    let mut plan = Plan::default();
+    let by_id: BTreeMap<Uuid, &loan::Model> = loans.iter().map(|loan| (loan.id, loan)).collect();
+    for row in installments {
+        let Some(loan) = by_id
+            .get(&row.loan_id)
+            .filter(|loan| loan.status.is_active())
+        else {
+            continue;
+        };
+        let newly_overdue = row.status != InstallmentStatus::Overdue;
+        let charge = if row.penalty_applied_on.is_none() && fee.is_due(row, as_of) {
+            Some(fee.fee_on(row)?)
+        } else {
+            None
+        };
+        if !newly_overdue && charge.is_none() {
+            continue;
+        }
+        let added = charge.map_or(0, Money::minor);
+        plan.installments.push((row.id, added, charge.is_some()));
+        let owed = still_owed(row, added);
+        if newly_overdue {
+            plan.outcome.installments_marked += 1;
+            plan.notifications.push(NewNotification {
+                user_id: loan.user_id,
+                loan_id: loan.id,
+                kind: NotificationKind::PaymentOverdue,
+                title: "Payment overdue".to_owned(),
+                message: format!(
+                    "Installment #{} of your loan was due on {} and is overdue: {owed} {} is still owed.",
+                    row.number, row.due_date, loan.currency
+                ),
+                dedup_key: Some(format!("overdue:{}", row.id)),
+            });
+        }
+        if added > 0 {
+            plan.outcome.penalties_applied += 1;
+            let amount = Money::from_minor(added);
+            plan.notifications.push(NewNotification {
+                user_id: loan.user_id,
+                loan_id: loan.id,
+                kind: NotificationKind::PenaltyApplied,
+                title: "Late fee applied".to_owned(),
+                message: format!(
+                    "A late fee of {amount} {currency} was added to installment #{number} (due {due}). \
+                     It now owes {owed} {currency}.",
+                    currency = loan.currency,
+                    number = row.number,
+                    due = row.due_date,
+                ),
+                dedup_key: Some(format!("penalty:{}", row.id)),
+            });
+            plan.audit.push(
+                AuditEntry::new(AuditAction::PenaltyApplied, None)
+                    .entity(EntityType::Loan, loan.id)
+                    .details(json!({ "installmentNumber": row.number, "amount": amount.to_string(), "asOf": as_of })),
+            );
+        }
+        let change = plan.loans.entry(loan.id).or_insert((0, false));
+        change.0 += added;
+    }
+    // A loan with any unpaid past-due installment is OVERDUE.
+    let past_due: BTreeSet<Uuid> = installments.iter().map(|row| row.loan_id).collect();
+    for loan in loans {
+        if loan.status == LoanStatus::Approved && past_due.contains(&loan.id) {
+            loan.status.transition(LoanStatus::Overdue)?;
+            plan.loans.entry(loan.id).or_insert((0, false)).1 = true;
+            plan.outcome.loans_marked += 1;
+            plan.audit.push(
+                AuditEntry::new(AuditAction::LoanOverdue, None)
+                    .entity(EntityType::Loan, loan.id)
+                    .details(json!({ "asOf": as_of })),
+            );
+        }
+    }
+    Ok(plan)
+}
+
+async fn process_loans(
+    transaction: &DatabaseTransaction,
+    loan_ids: &[Uuid],
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+    fee: FeeRule,
+) -> anyhow::Result<Outcome> {
+    let loans = loan::Entity::find()
+        .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
+        .order_by_asc(loan::Column::Id)
+        .lock_exclusive()
+        .all(transaction)
+        .await?;
+    let installments = installment::Entity::find()
+        .filter(installment::Column::LoanId.is_in(loan_ids.iter().copied()))
+        .filter(Expr::cust("status <> 'PAID'"))
+        .filter(installment::Column::DueDate.lt(as_of))
+        .order_by_asc(installment::Column::LoanId)
+        .order_by_asc(installment::Column::Number)
+        .all(transaction)
+        .await?;
+    let mut plan = plan(&loans, &installments, as_of, fee)?;
+    apply(transaction, &mut plan, as_of, now).await?;
+    Ok(plan.outcome)
+}
+
+/// `CASE id WHEN … THEN amount … ELSE 0 END`, or `None` when no row gets
+/// anything (an empty CASE is not SQL).
+fn added_amounts<C: ColumnTrait>(id: C, amounts: &[(Uuid, i64)]) -> Option<Expr> {
+    if amounts.is_empty() {
+        return None;
+    }
+    let case = amounts
+        .iter()
+        .fold(CaseStatement::new(), |case, (row, amount)| {
+            case.case(id.eq(*row), Expr::val(*amount))
+        })
+        .finally(Expr::val(0i64));
+    Some(Expr::Case(Box::new(case)))
+}
+
+/// Writes a plan with one statement per table.
+async fn apply(
+    transaction: &impl ConnectionTrait,
+    plan: &mut Plan,
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if !plan.installments.is_empty() {
+        let ids: Vec<Uuid> = plan.installments.iter().map(|(id, _, _)| *id).collect();
+        let charged: Vec<Uuid> = plan
+            .installments
+            .iter()
+            .filter(|(_, _, now)| *now)
+            .map(|(id, _, _)| *id)
+            .collect();
+        let mut update = installment::Entity::update_many()
+            .col_expr(
+                installment::Column::Status,
+                Expr::val(InstallmentStatus::Overdue),
+            )
+            .col_expr(
+                installment::Column::OverdueSince,
+                Func::coalesce([
+                    Expr::col(installment::Column::OverdueSince),
+                    Expr::val(as_of),
+                ])
+                .into(),
+            )
+            .col_expr(installment::Column::UpdatedAt, Expr::val(now));
+        let fees: Vec<(Uuid, i64)> = plan
+            .installments
+            .iter()
+            .filter(|(_, added, _)| *added > 0)
+            .map(|(id, added, _)| (*id, *added))
+            .collect();
+        if let Some(fees) = added_amounts(installment::Column::Id, &fees) {
+            update = update.col_expr(
+                installment::Column::PenaltyMinor,
+                Expr::col(installment::Column::PenaltyMinor).add(fees),
+            );
+        }
+        if !charged.is_empty() {
+            // Only the charged ones get the date; others keep theirs.
+            update = update.col_expr(
+                installment::Column::PenaltyAppliedOn,
+                Expr::Case(Box::new(
+                    CaseStatement::new()
+                        .case(installment::Column::Id.is_in(charged), Expr::val(as_of))
+                        .finally(Expr::col(installment::Column::PenaltyAppliedOn)),
+                )),
+            );
+        }
+        update
+            .filter(installment::Column::Id.is_in(ids))
+            .exec(transaction)
+            .await?;
+    }
+    if !plan.loans.is_empty() {
+        let ids: Vec<Uuid> = plan.loans.keys().copied().collect();
+        let newly_overdue: Vec<Uuid> = plan
+            .loans
+            .iter()
+            .filter(|(_, (_, mark))| *mark)
+            .map(|(id, _)| *id)
+            .collect();
+        let penalties: Vec<(Uuid, i64)> = plan
+            .loans
+            .iter()
+            .filter(|(_, (added, _))| *added > 0)
+            .map(|(id, (added, _))| (*id, *added))
+            .collect();
+        let mut update =
+            loan::Entity::update_many().col_expr(loan::Column::UpdatedAt, Expr::val(now));
+        if let Some(penalties) = added_amounts(loan::Column::Id, &penalties) {
+            update = update.col_expr(
+                loan::Column::PenaltiesMinor,
+                Expr::col(loan::Column::PenaltiesMinor).add(penalties),
+            );
+        }
+        if !newly_overdue.is_empty() {
+            update = update.col_expr(
+                loan::Column::Status,
+                Expr::Case(Box::new(
+                    CaseStatement::new()
+                        .case(
+                            loan::Column::Id.is_in(newly_overdue),
+                            Expr::val(LoanStatus::Overdue),
+                        )
+                        .finally(Expr::col(loan::Column::Status)),
+                )),
+            );
+        }
+        update
+            .filter(loan::Column::Id.is_in(ids))
+            .exec(transaction)
+            .await?;
+    }
+    let notifications = std::mem::take(&mut plan.notifications);
+    plan.outcome.notifications =
+        notifications::write_many_once(transaction, notifications, now).await?;
+    audit::record_many(transaction, std::mem::take(&mut plan.audit), now).await?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `payment-reminders`: a `PAYMENT_DUE_SOON` notification for every unpaid
+//! installment due in exactly `REMINDER_DAYS_BEFORE` days, and a last one
+//! for those due tomorrow. The dedup key (installment, days before) makes
+//! each reminder happen at most once, however often the job runs.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::{BATCH_SIZE, JobName, JobReport};
+use crate::app::AppState;
+use crate::db::entities::{NotificationKind, installment, loan};
+use crate::money::Money;
+use crate::notifications::{self, NewNotification};
+
+pub async fn payment_reminders(
+    state: &AppState,
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::PaymentReminders, as_of);
+    let mut lead_times = vec![u64::from(state.config.reminder_days_before), 1];
+    lead_times.dedup();
+    for days in lead_times {
+        let due_date = as_of
+            .checked_add_days(Days::new(days))
+            .ok_or_else(|| anyhow::anyhow!("date overflow"))?;
+        remind_for(state, due_date, days, now, &mut report).await?;
+    }
+    report.add("remindersWritten", 0);
+    report.add("failed", 0);
+    Ok(report)
+}
+
+async fn remind_for(
+    state: &AppState,
+    due_date: NaiveDate,
+    days: u64,
+    now: DateTime<Utc>,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let mut after: Option<(Uuid, i32)> = None;
+    loop {
+        let mut query = installment::Entity::find()
+            .filter(Expr::cust("status <> 'PAID'"))
+            .filter(installment::Column::DueDate.eq(due_date))
+            .order_by_asc(installment::Column::LoanId)
+            .order_by_asc(installment::Column::Number)
+            .limit(BATCH_SIZE);
+        if let Some((loan_id, number)) = after {
+            query = query.filter(
+                Expr::tuple([
+                    Expr::col(installment::Column::LoanId),
+                    Expr::col(installment::Column::Number),
+                ])
+                .gt(Expr::tuple([Expr::val(loan_id), Expr::val(number)])),
+            );
+        }
+        let page = query.all(&state.db.write).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some((last.loan_id, last.number));
+        report.processed += page.len() as u64;
+        let loan_ids: Vec<Uuid> = page.iter().map(|row| row.loan_id).collect();
+        let loans: HashMap<Uuid, loan::Model> = loan::Entity::find()
+            .filter(loan::Column::Id.is_in(loan_ids))
+            .all(&state.db.write)
+            .await?
+            .into_iter()
+            .map(|loan| (loan.id, loan))
+            .collect();
+        for row in page {
+            let Some(loan) = loans
+                .get(&row.loan_id)
+                .filter(|loan| loan.status.is_active())
+            else {
+                continue;
+            };
+            let owed = Money::from_minor(
+                row.principal_minor + row.interest_minor + row.penalty_minor
+                    - row.principal_paid_minor
+                    - row.interest_paid_minor
+                    - row.penalty_paid_minor,
+            );
+            let when = if days == 1 {
+                "tomorrow".to_owned()
+            } else {
+                format!("in {days} days")
+            };
+            let reminder = NewNotification {
+                user_id: loan.user_id,
+                loan_id: loan.id,
+                kind: NotificationKind::PaymentDueSoon,
+                title: format!("Payment due {when}"),
+                message: format!(
+                    "Installment #{} of your loan, {owed} {}, is due {when} ({}).",
+                    row.number, loan.currency, row.due_date
+                ),
+                dedup_key: Some(format!("due-soon:{}:{days}", row.id)),
+            };
+            match notifications::write_once(&state.db.write, reminder, now).await {
+                Ok(written) => report.add("remindersWritten", u64::from(written)),
+                Err(error) => {
+                    tracing::error!(installment_id = %row.id, error = %error, "payment-reminders: row failed; will retry next run");
+                    report.add("failed", 1);
+                }
+            }
+        }
+    }
+}
