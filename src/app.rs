@@ -2,14 +2,19 @@
 
 use std::sync::Arc;
 
+use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::cache::Cache;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::http::rate_limit::RateLimiter;
+use crate::http::rate_limit::Limiter;
+
+/// In-process cache entries kept at most, without Redis.
+const LOCAL_CACHE_CAPACITY: u64 = 50_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,10 +23,13 @@ pub struct AppState {
     pub clock: SharedClock,
     pub tokens: Arc<TokenKeys>,
     pub passwords: Arc<Passwords>,
+    /// Redis, when `REDIS_URL` is set (connected lazily, reconnecting).
+    pub redis: Option<ConnectionManager>,
+    pub cache: Cache,
     /// Login and registration attempts per client IP.
-    pub auth_limiter: Arc<RateLimiter>,
+    pub auth_limiter: Arc<Limiter>,
     /// All requests per client (user, else IP).
-    pub rate_limiter: Arc<RateLimiter>,
+    pub rate_limiter: Arc<Limiter>,
 }
 
 impl AppState {
@@ -36,14 +44,31 @@ impl AppState {
             config.access_token_ttl,
             config.refresh_token_ttl,
         );
-        let auth_limiter = RateLimiter::per_minute(config.auth_rate_limit_per_minute);
-        let rate_limiter = RateLimiter::per_minute(config.rate_limit_per_minute);
+        let redis = match &config.redis_url {
+            Some(url) => Some(crate::cache::connect(url.expose())?),
+            None => None,
+        };
+        let cache = match &redis {
+            Some(connection) => Cache::redis(connection.clone(), &config.redis_key_prefix),
+            None => Cache::local(LOCAL_CACHE_CAPACITY),
+        };
+        let prefix = &config.redis_key_prefix;
+        let auth_limiter = Limiter::new(
+            "auth",
+            config.auth_rate_limit_per_minute,
+            redis.clone(),
+            prefix,
+        );
+        let rate_limiter = Limiter::new("api", config.rate_limit_per_minute, redis.clone(), prefix);
+        crate::metrics::install();
         Ok(AppState {
             config: Arc::new(config),
             db,
             clock,
             tokens: Arc::new(tokens),
             passwords: Arc::new(Passwords::new()?),
+            redis,
+            cache,
             auth_limiter: Arc::new(auth_limiter),
             rate_limiter: Arc::new(rate_limiter),
         })

@@ -30,6 +30,8 @@
 //! | `OVERDUE_CHECK_CRON` | `0 5 0 * * *` | when `overdue-check` runs |
 //! | `AUDIT_ARCHIVE_CRON` | `0 0 3 * * Sun` | when `audit-archive` runs |
 //! | `EMAIL_QUEUE` | `emails` | queue name (in the database or Redis) |
+//! | `REDIS_KEY_PREFIX` | `loan-tracker` | prefix of the cache and rate-limit keys in Redis |
+//! | `HSTS_MAX_AGE_SECS` | — | send `Strict-Transport-Security` with this max-age (behind HTTPS only) |
 //! | `EMAIL_MAX_ATTEMPTS` | `8` | sends of one email before its job is dead |
 //! | `EMAIL_RETRY_BACKOFF_MS` | `1000` | first retry delay, doubling up to 64× |
 //!
@@ -159,6 +161,8 @@ pub struct Config {
     pub email_queue: String,
     pub email_max_attempts: usize,
     pub email_retry_backoff: Duration,
+    pub hsts_max_age_secs: Option<u64>,
+    pub redis_key_prefix: String,
 }
 
 /// A configuration variable that could not be used.
@@ -341,6 +345,13 @@ impl Config {
                 1000,
                 3_600_000,
             )?),
+            hsts_max_age_secs: vars.optional_with("HSTS_MAX_AGE_SECS", |text| {
+                text.parse::<u64>()
+                    .map_err(|error| format!("cannot parse {text:?}: {error}"))
+            })?,
+            redis_key_prefix: vars
+                .raw("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| "loan-tracker".to_owned()),
         })
     }
 

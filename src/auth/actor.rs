@@ -10,13 +10,14 @@ use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::cache::CacheKind;
 use crate::db::entities::{Role, user};
 use crate::http::error::{AppError, AppResult};
 
 /// An authenticated user. Taking it as a handler argument makes the route
 /// require a valid access token; list it before any body extractor so a
 /// missing token is a 401 before the body is even read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Actor {
     pub id: Uuid,
     pub role: Role,
@@ -39,16 +40,22 @@ impl FromRequestParts<AppState> for Actor {
             .tokens
             .verify_access(token, state.now())
             .map_err(|_| AppError::Unauthorized(INVALID_TOKEN))?;
-        // The role comes from the database, not the token: a demotion takes
-        // effect at once, and a deleted user's tokens stop working.
-        let user = user::Entity::find_by_id(claims.sub)
-            .one(&state.db.read)
+        // The role comes from the database (through the cache, which a
+        // role change invalidates), not the token: a demotion takes effect
+        // at once, and a deleted user's tokens stop working.
+        let actor = state
+            .cache
+            .get_or_load(CacheKind::User, claims.sub, || async {
+                let user = user::Entity::find_by_id(claims.sub)
+                    .one(&state.db.write)
+                    .await?;
+                Ok::<_, AppError>(user.map(|user| Actor {
+                    id: user.id,
+                    role: user.role,
+                }))
+            })
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
-        let actor = Actor {
-            id: user.id,
-            role: user.role,
-        };
         tracing::Span::current().record("user_id", tracing::field::display(actor.id));
         parts.extensions.insert(actor);
         Ok(actor)

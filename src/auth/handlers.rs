@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for AuthAttempt {
     ) -> Result<Self, Self::Rejection> {
         let key = client_ip(parts, &state.config.trusted_proxies)
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        let decision = state.auth_limiter.check(&key);
+        let decision = state.auth_limiter.check(&key).await;
         if decision.allowed {
             Ok(AuthAttempt)
         } else {

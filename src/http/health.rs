@@ -40,9 +40,13 @@ pub struct Readiness {
 pub struct ReadinessChecks {
     /// `ok`, or `failed` when the database does not answer.
     pub database: &'static str,
+    /// Present when `REDIS_URL` is set: `ok` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
 }
 
-/// Whether the service can serve traffic: the database answers.
+/// Whether the service can serve traffic: the database (and Redis, when
+/// configured) answers.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
@@ -60,7 +64,16 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
                 "failed"
             }
         };
-    let healthy = database == "ok";
+    let redis = match &state.redis {
+        Some(connection) => Some(if crate::cache::ping(connection).await {
+            "ok"
+        } else {
+            tracing::warn!("readiness: redis check failed");
+            "failed"
+        }),
+        None => None,
+    };
+    let healthy = database == "ok" && redis != Some("failed");
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -68,7 +81,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     };
     let body = Readiness {
         status: if healthy { "ok" } else { "unavailable" },
-        checks: ReadinessChecks { database },
+        checks: ReadinessChecks { database, redis },
     };
     (status, Json(body))
 }

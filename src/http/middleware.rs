@@ -77,10 +77,19 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
-pub async fn security_headers(request: Request, next: Next) -> Response<Body> {
+/// Sets the security headers; `hsts` is the `Strict-Transport-Security`
+/// value when configured (the service must then be reached over HTTPS).
+pub async fn security_headers(
+    axum::extract::State(hsts): axum::extract::State<Option<HeaderValue>>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
     let is_docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -133,7 +142,7 @@ pub async fn rate_limit(
             ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
         )
     });
-    let decision = state.rate_limiter.check(&key);
+    let decision = state.rate_limiter.check(&key).await;
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
@@ -151,5 +160,20 @@ pub async fn rate_limit(
             headers.insert(name, value);
         }
     }
+    response
+}
+
+/// Counts every request and its latency by method, route template and
+/// status.
+pub async fn track_metrics(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = route_of(&request);
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

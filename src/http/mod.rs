@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -85,8 +85,12 @@ pub fn router(state: AppState) -> Router {
     });
     let config = Arc::clone(&state.config);
 
+    let hsts = config
+        .hsts_max_age_secs
+        .and_then(|age| HeaderValue::from_str(&format!("max-age={age}; includeSubDomains")).ok());
     let mut app = api
         .merge(docs::router(Arc::new(document_json)))
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(|| async { AppError::NotFound("Resource") })
         .layer(
             ServiceBuilder::new()
@@ -108,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     app.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(middleware::request_id))
+            .layer(axum::middleware::from_fn(middleware::track_metrics))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|request: &axum::extract::Request| {
@@ -137,9 +142,26 @@ pub fn router(state: AppState) -> Router {
                         },
                     ),
             )
-            .layer(axum::middleware::from_fn(middleware::security_headers)),
+            .layer(axum::middleware::from_fn_with_state(
+                hsts,
+                middleware::security_headers,
+            )),
     )
     .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    let body = crate::metrics::render(&state).await;
+    axum::response::IntoResponse::into_response((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {

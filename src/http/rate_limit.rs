@@ -1,17 +1,121 @@
-//! A fixed-window rate limiter kept in process memory.
+//! Rate limits: fixed one-minute windows per client key.
 //!
-//! Each key gets `limit` requests per window of one minute; the window
-//! starts at the key's first request. Stale windows are swept now and then
-//! so that memory stays bounded by the number of recently active clients.
+//! With Redis the count lives there (`INCR` on a key per window, aligned
+//! to the wall-clock minute so every instance counts the same window), so
+//! the limit holds across instances. Without Redis — or while Redis is
+//! unreachable — each instance counts in its own memory.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Sweep stale keys once this many are held.
 const SWEEP_THRESHOLD: usize = 10_000;
 
+/// The outcome of one request against a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets (at least 1).
+    pub reset_after_secs: u64,
+}
+
+/// A limit shared through Redis when there is one.
+pub struct Limiter {
+    scope: &'static str,
+    local: RateLimiter,
+    redis: Option<ConnectionManager>,
+    key_prefix: String,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("scope", &self.scope)
+            .field("limit", &self.local.limit)
+            .field("shared", &self.redis.is_some())
+            .finish()
+    }
+}
+
+impl Limiter {
+    pub fn new(
+        scope: &'static str,
+        limit: u32,
+        redis: Option<ConnectionManager>,
+        key_prefix: &str,
+    ) -> Limiter {
+        Limiter {
+            scope,
+            local: RateLimiter::per_minute(limit),
+            redis,
+            key_prefix: key_prefix.to_owned(),
+        }
+    }
+
+    /// Counts one request for `key` and says whether it may proceed.
+    pub async fn check(&self, key: &str) -> Decision {
+        let decision = match &self.redis {
+            Some(redis) => match self.check_shared(redis, key).await {
+                Ok(decision) => decision,
+                Err(error) => {
+                    tracing::warn!(error = %error, scope = self.scope, "rate limit store unavailable; counting locally");
+                    metrics::counter!("rate_limit_fallbacks_total", "scope" => self.scope)
+                        .increment(1);
+                    self.local.check(key)
+                }
+            },
+            None => self.local.check(key),
+        };
+        if !decision.allowed {
+            metrics::counter!("rate_limited_requests_total", "scope" => self.scope).increment(1);
+        }
+        decision
+    }
+
+    async fn check_shared(
+        &self,
+        redis: &ConnectionManager,
+        key: &str,
+    ) -> redis::RedisResult<Decision> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let window = now / WINDOW.as_secs();
+        let redis_key = format!(
+            "{}:ratelimit:{}:{key}:{window}",
+            self.key_prefix, self.scope
+        );
+        let mut connection = redis.clone();
+        let (count,): (u64,) = crate::cache::with_timeout(async {
+            redis::pipe()
+                .atomic()
+                .incr(&redis_key, 1)
+                .expire(&redis_key, WINDOW.as_secs() as i64 + 1)
+                .ignore()
+                .query_async(&mut connection)
+                .await
+        })
+        .await?;
+        let limit = self.local.limit;
+        Ok(Decision {
+            allowed: count <= u64::from(limit),
+            limit,
+            remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+            reset_after_secs: (WINDOW.as_secs() - now % WINDOW.as_secs()).max(1),
+        })
+    }
+}
+
+/// A fixed-window limiter in process memory: each key gets `limit`
+/// requests per minute from its first request. Stale windows are swept
+/// now and then so memory stays bounded by recently active clients.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: u32,
@@ -24,16 +128,6 @@ struct Window {
     count: u32,
 }
 
-/// The outcome of one request against a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the window resets (at least 1).
-    pub reset_after_secs: u64,
-}
-
 impl RateLimiter {
     pub fn per_minute(limit: u32) -> RateLimiter {
         RateLimiter {
@@ -42,7 +136,6 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one request for `key` and says whether it may proceed.
     pub fn check(&self, key: &str) -> Decision {
         self.check_at(key, Instant::now())
     }

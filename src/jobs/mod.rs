@@ -189,6 +189,13 @@ async fn execute(
             serde_json::json!({ "error": format!("{error:#}") }),
         ),
     };
+    metrics::counter!("job_runs_total", "job" => job.as_str(), "status" => status).increment(1);
+    metrics::histogram!("job_run_duration_seconds", "job" => job.as_str())
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(report) = &result {
+        metrics::counter!("job_rows_failed_total", "job" => job.as_str())
+            .increment(report.count("failed"));
+    }
     tracing::info!(
         job = job.as_str(),
         %as_of,

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::{BATCH_SIZE, JobName, JobReport};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::cache::CacheKind;
 use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
 use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
@@ -179,6 +180,9 @@ async fn process_batch(
         }
     };
     transaction.commit().await?;
+    for loan_id in &loans {
+        state.cache.invalidate(CacheKind::Loan, *loan_id).await;
+    }
     Ok(outcome)
 }
 

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -108,8 +109,13 @@ async fn get_loan(
     State(state): State<AppState>,
     actor: Actor,
     PathId(id): PathId,
-) -> AppResult<Json<LoanView>> {
-    Ok(Json(service::loan_for(&state, actor, id).await?))
+) -> AppResult<axum::response::Response> {
+    let body = service::loan_json_for(&state, actor, id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Status to filter loan lists by.

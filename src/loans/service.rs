@@ -13,6 +13,7 @@ use super::views::LoanView;
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::{Actor, RequestMeta};
+use crate::cache::CacheKind;
 use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
@@ -94,18 +95,44 @@ pub async fn apply(
     )
     .await?;
     transaction.commit().await?;
+    metrics::counter!("loans_applied_total").increment(1);
     Ok(LoanView::new(loan, Some(Vec::new())))
 }
 
-/// One loan with its schedule, if the actor may see it; 404 otherwise.
-pub async fn loan_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<LoanView> {
-    let loan = loan::Entity::find_by_id(loan_id)
-        .one(&state.db.read)
-        .await?
-        .filter(|loan| actor.can_see(loan.user_id))
-        .ok_or(AppError::NotFound("Loan"))?;
-    let schedule = installments_of(&state.db.read, loan.id).await?;
-    Ok(LoanView::new(loan, Some(schedule)))
+/// A loan as `GET /loans/{id}` serves it, kept in the cache.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CachedLoan {
+    owner: Uuid,
+    /// The JSON of the [`LoanView`] with its schedule.
+    body: String,
+}
+
+/// One loan with its schedule as JSON, if the actor may see it; 404
+/// otherwise. Served from the cache; a miss reads the primary, so a
+/// client always reads its own writes.
+pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<String> {
+    let cached = state
+        .cache
+        .get_or_load(CacheKind::Loan, loan_id, || async {
+            let Some(loan) = loan::Entity::find_by_id(loan_id)
+                .one(&state.db.write)
+                .await?
+            else {
+                return Ok::<_, AppError>(None);
+            };
+            let schedule = installments_of(&state.db.write, loan.id).await?;
+            let view = LoanView::new(loan, Some(schedule));
+            let body = serde_json::to_string(&view).map_err(AppError::internal)?;
+            Ok(Some(CachedLoan {
+                owner: view.user_id,
+                body,
+            }))
+        })
+        .await?;
+    match cached {
+        Some(loan) if actor.can_see(loan.owner) => Ok(loan.body),
+        _ => Err(AppError::NotFound("Loan")),
+    }
 }
 
 async fn installments_of(
@@ -266,6 +293,8 @@ pub async fn approve(
     .await?;
     let installments = installments_of(&transaction, loan.id).await?;
     transaction.commit().await?;
+    state.cache.invalidate(CacheKind::Loan, loan.id).await;
+    metrics::counter!("loans_approved_total").increment(1);
     Ok(LoanView::new(loan, Some(installments)))
 }
 
@@ -380,6 +409,7 @@ pub async fn reject(
     )
     .await?;
     transaction.commit().await?;
+    state.cache.invalidate(CacheKind::Loan, loan.id).await;
     Ok(LoanView::new(loan, Some(Vec::new())))
 }
 
@@ -419,5 +449,6 @@ pub async fn cancel(
     )
     .await?;
     transaction.commit().await?;
+    state.cache.invalidate(CacheKind::Loan, loan.id).await;
     Ok(LoanView::new(loan, Some(Vec::new())))
 }

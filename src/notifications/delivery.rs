@@ -245,6 +245,7 @@ async fn deliver(job: EmailJob, context: Data<Arc<DeliveryContext>>) -> Result<(
         }
         Err(error) => {
             context.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("email_deliveries_total", "result" => "failed").increment(1);
             tracing::warn!(notification_id = %job.notification_id, error = format!("{error:#}"), "email attempt failed");
             Err(error.into())
         }
@@ -290,6 +291,7 @@ pub async fn deliver_notification(
         .exec(db)
         .await?;
     context.delivered.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("email_deliveries_total", "result" => "sent").increment(1);
     tracing::info!(%notification_id, kind = ?row.kind, "email sent");
     Ok(Delivery::Sent)
 }
@@ -418,6 +420,8 @@ where
                     if execution.attempt() >= max_attempts {
                         execution.raw_status().store(Status::Killed);
                         context.dead.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("email_deliveries_total", "result" => "dead")
+                            .increment(1);
                         tracing::error!(
                             task_id = ?execution.task_id().map(|id| id.to_string()),
                             attempts = execution.attempt(),

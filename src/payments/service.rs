@@ -24,6 +24,7 @@ use crate::allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::{Actor, RequestMeta};
+use crate::cache::CacheKind;
 use crate::db::entities::{
     InstallmentStatus, LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
 };
@@ -127,6 +128,13 @@ pub async fn record_payment(
         idempotency::store_response(&transaction, actor.id, key, CREATED, &body).await?;
     }
     transaction.commit().await?;
+    state
+        .cache
+        .invalidate(CacheKind::Loan, request.loan_id)
+        .await;
+    metrics::counter!("payments_total", "currency" => loan.currency.clone()).increment(1);
+    metrics::counter!("payments_amount_minor_total", "currency" => loan.currency.clone())
+        .increment(request.amount.minor().unsigned_abs());
     Ok(PaymentReply {
         status: CREATED,
         body,

@@ -16,6 +16,7 @@ use super::views::{ProfileView, UserView};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::{Actor, RequestMeta};
+use crate::cache::CacheKind;
 use crate::db::entities::{Role, profile, user};
 use crate::db::is_unique_violation;
 use crate::http::error::{AppError, AppResult};
@@ -220,6 +221,7 @@ pub async fn change_role(
     }
     let view = user_view(&transaction, target_id).await?;
     transaction.commit().await?;
+    state.cache.invalidate(CacheKind::User, target_id).await;
     Ok(view)
 }
 

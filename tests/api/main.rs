@@ -7,6 +7,7 @@ mod http;
 mod jobs;
 mod loans;
 mod notifications;
+mod operations;
 mod payments;
 mod support;
 mod users;

@@ -11,7 +11,7 @@ use sea_orm::EntityTrait;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{TestApp, TestUser};
+use crate::support::{TestApp, TestUser, eventually};
 
 async fn approved_loan(app: &TestApp) -> (TestUser, TestUser, Uuid) {
     let borrower = app.register("borrower").await;
@@ -192,20 +192,6 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Polls `condition` every 50 ms until it holds or `limit` passes.
-async fn eventually(limit: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn emails_reach_the_smtp_server_and_are_retried_until_it_is_up() {
     let port = free_port();
@@ -259,15 +245,22 @@ async fn emails_reach_the_smtp_server_and_are_retried_until_it_is_up() {
     );
     assert!(data.contains("Content-Type: text/plain"), "{data}");
 
+    // The worker records the send right after the server accepted it.
+    let recorded = eventually(Duration::from_secs(10), async || {
+        let stored = notification::Entity::find()
+            .all(&app.state.db.read)
+            .await
+            .expect("notifications");
+        stored
+            .iter()
+            .all(|n| n.emailed_at.is_some() && n.email_enqueued_at.is_some())
+    })
+    .await;
+    assert!(recorded, "emailed_at is set once the email is sent");
     let stored = notification::Entity::find()
         .all(&app.state.db.read)
         .await
         .expect("notifications");
-    assert!(
-        stored
-            .iter()
-            .all(|n| n.emailed_at.is_some() && n.email_enqueued_at.is_some())
-    );
     assert_eq!(stored[0].user_id, borrower.id);
     background.stop(Duration::from_secs(10)).await;
 }

@@ -126,10 +126,15 @@ impl TestAppBuilder {
         {
             self.vars.entry("REDIS_URL".to_owned()).or_insert(redis_url);
         }
-        // Each test its own queue, so tests sharing one Redis never meet.
+        // Each test its own queue and keys, so tests sharing one Redis
+        // never meet.
+        let namespace = Uuid::new_v4().simple().to_string();
         self.vars
             .entry("EMAIL_QUEUE".to_owned())
-            .or_insert_with(|| format!("test-emails-{}", Uuid::new_v4().simple()));
+            .or_insert_with(|| format!("test-emails-{namespace}"));
+        self.vars
+            .entry("REDIS_KEY_PREFIX".to_owned())
+            .or_insert_with(|| format!("test-{namespace}"));
         let config = Config::from_map(&self.vars).expect("test configuration is valid");
         let clock = ManualClock::new(start_time());
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
@@ -255,32 +260,7 @@ impl TestApp {
 
     /// Sends a request as if from 127.0.0.1.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let mut request = request;
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse {
-            status,
-            headers,
-            body,
-            text,
-        }
+        send_to(&self.router, request).await
     }
 
     pub async fn call(
@@ -562,4 +542,118 @@ impl TestApp {
         .await;
         (borrower, admin, loan_id)
     }
+}
+
+/// Sends a request as if from 127.0.0.1 to any router.
+pub async fn send_to(router: &Router, mut request: Request<Body>) -> TestResponse {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    TestResponse {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `limit` passes; for
+/// waiting on another process or a background task, never on time itself.
+pub async fn eventually(
+    limit: std::time::Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A Redis server of the test's own, on a free loopback port.
+pub struct RedisServer {
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port");
+        Self::start_on(port).await
+    }
+
+    async fn start_on(port: u16) -> RedisServer {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs");
+        let up = eventually(std::time::Duration::from_secs(10), async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "redis-server did not start on {port}");
+        RedisServer { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server; returns the port to restart on.
+    pub async fn stop(mut self) -> StoppedRedis {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+        StoppedRedis { port: self.port }
+    }
+}
+
+pub struct StoppedRedis {
+    port: u16,
+}
+
+impl StoppedRedis {
+    pub async fn restart(self) -> RedisServer {
+        RedisServer::start_on(self.port).await
+    }
+}
+
+/// Whether the tests run against a Redis server (`TEST_REDIS_URL`).
+pub fn redis_configured() -> bool {
+    std::env::var("TEST_REDIS_URL").is_ok_and(|url| !url.is_empty())
 }

@@ -198,6 +198,8 @@ CREATE INDEX notifications_user_unread_idx ON notifications (user_id, id) WHERE 
 CREATE INDEX notifications_loan_idx ON notifications (loan_id);
 CREATE INDEX notifications_email_outbox_idx ON notifications (created_at)
     WHERE email_enqueued_at IS NULL;
+CREATE INDEX notifications_email_pending_idx ON notifications (email_enqueued_at)
+    WHERE emailed_at IS NULL;
 
 -- The audit trail has no foreign keys: it must outlive what it describes.
 CREATE TABLE audit_logs (

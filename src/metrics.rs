@@ -1,0 +1,99 @@
+//! Prometheus metrics, served at `GET /metrics`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `http_requests_total` | method, route, status | requests answered |
+//! | `http_request_duration_seconds` | method, route, status | latency histogram |
+//! | `db_pool_connections` | pool (write, read), state (in_use, idle) | pool usage, sampled at scrape |
+//! | `cache_requests_total` | cache (user, loan), result (hit, miss, error) | cache-aside lookups |
+//! | `cache_errors_total` | operation | failed invalidations |
+//! | `rate_limited_requests_total` | scope (api, auth) | requests answered 429 |
+//! | `rate_limit_fallbacks_total` | scope | checks counted locally because Redis failed |
+//! | `job_runs_total` | job, status | job runs (SUCCEEDED, FAILED) |
+//! | `job_run_duration_seconds` | job | how long runs took |
+//! | `job_rows_failed_total` | job | rows left for the next run |
+//! | `email_deliveries_total` | result (sent, failed, dead) | email attempts |
+//! | `email_outbox_pending` | — | notifications not yet on the queue, sampled |
+//! | `email_queue_depth` | — | queued emails not yet sent, sampled |
+//! | `loans_applied_total`, `loans_approved_total` | — | business events |
+//! | `payments_total`, `payments_amount_minor_total` | currency | payments and their sum in minor units |
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::app::AppState;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Installs the process-wide recorder once; later calls reuse it.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".to_owned()),
+                    &LATENCY_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(error) => {
+                    tracing::warn!(%error, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The Prometheus text for a scrape, after sampling the gauges.
+pub async fn render(state: &AppState) -> String {
+    sample_pool(&state.db.write, "write");
+    if state.config.database_read_url.is_some() || !state.db.is_postgres() {
+        sample_pool(&state.db.read, "read");
+    }
+    sample_queue(state).await;
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+fn sample_pool(connection: &DatabaseConnection, pool: &'static str) {
+    let (size, idle) = match connection.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = connection.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = connection.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    };
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
+}
+
+async fn sample_queue(state: &AppState) {
+    let backend = state.db.read.get_database_backend();
+    // Both counts use the notifications' partial indexes.
+    let sql = "SELECT \
+        (SELECT COUNT(*) FROM notifications WHERE email_enqueued_at IS NULL) AS outbox, \
+        (SELECT COUNT(*) FROM notifications WHERE email_enqueued_at IS NOT NULL AND emailed_at IS NULL) AS queued";
+    let row = state
+        .db
+        .read
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+        .await;
+    if let Ok(Some(row)) = row {
+        let outbox: i64 = row.try_get("", "outbox").unwrap_or(0);
+        let queued: i64 = row.try_get("", "queued").unwrap_or(0);
+        metrics::gauge!("email_outbox_pending").set(outbox as f64);
+        metrics::gauge!("email_queue_depth").set(queued as f64);
+    }
+}

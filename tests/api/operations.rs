@@ -1,0 +1,246 @@
+//! Running as several instances: the shared cache and rate limits in
+//! Redis (when `TEST_REDIS_URL` is set; one instance in process memory
+//! otherwise), surviving a Redis outage, and the metrics.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::json;
+
+use crate::support::{TestApp, TestResponse, redis_configured};
+
+/// The app, and a second instance on the same database (and Redis) — or,
+/// with no Redis to share a cache through, the same instance again.
+async fn two_instances(app: &TestApp) -> axum::Router {
+    if redis_configured() {
+        loan_tracker::http::router(app.second_instance().await)
+    } else {
+        app.router.clone()
+    }
+}
+
+async fn get_via(router: &axum::Router, path: &str, token: &str) -> TestResponse {
+    let request = Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    crate::support::send_to(router, request).await
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_is_read_at_once_on_another() {
+    let app = TestApp::spawn().await;
+    let (borrower, admin, loan_id) = app.golden_loan().await;
+    let other = two_instances(&app).await;
+    let path = format!("/loans/{loan_id}");
+
+    // Both instances have the loan cached now.
+    let before = get_via(&other, &path, &borrower.token).await;
+    assert_eq!(before.body["totalPaid"], "0.00");
+    assert_eq!(
+        app.get(&path, &borrower.token).await.body["totalPaid"],
+        "0.00"
+    );
+    assert_eq!(
+        get_via(&other, &path, &borrower.token).await.body,
+        before.body,
+        "served from the cache"
+    );
+
+    app.pay(&borrower, loan_id, json!("100.00"), None)
+        .await
+        .assert_status(201);
+    let after = get_via(&other, &path, &borrower.token).await;
+    assert_eq!(
+        after.body["totalPaid"], "100.00",
+        "no stale loan after the write"
+    );
+    assert_eq!(after.body["schedule"][0]["status"], "PARTIAL");
+
+    // Role changes reach the cached user behind every token, too.
+    let promoted = app
+        .patch(
+            &format!("/users/{}/role", borrower.id),
+            &admin.token,
+            Some(json!({ "role": "MANAGER" })),
+        )
+        .await;
+    promoted.assert_status(200);
+    get_via(&other, "/users", &borrower.token)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_across_instances() {
+    let app = TestApp::builder()
+        .env("RATE_LIMIT_PER_MINUTE", "4")
+        .build()
+        .await;
+    let other = two_instances(&app).await;
+    // Unique per test run: the limit is counted per minute window.
+    let user = app
+        .register(&format!(
+            "rl{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ))
+        .await;
+    let mut statuses = Vec::new();
+    for round in 0..3 {
+        statuses.push(app.get("/users/me", &user.token).await.status.as_u16());
+        statuses.push(
+            get_via(&other, "/users/me", &user.token)
+                .await
+                .status
+                .as_u16(),
+        );
+        let _ = round;
+    }
+    // The user's budget of 4 is shared: the 5th and 6th requests, on
+    // whichever instance, are refused.
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}
+
+#[tokio::test]
+async fn the_service_keeps_answering_while_redis_is_away_and_recovers() {
+    if !redis_configured() {
+        eprintln!("needs TEST_REDIS_URL: this test runs its own Redis server");
+        return;
+    }
+    let redis = crate::support::RedisServer::start().await;
+    let app = TestApp::builder()
+        .env("REDIS_URL", &redis.url())
+        .build()
+        .await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
+    let loan_path = format!("/loans/{loan_id}");
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.body["checks"]["redis"], "ok");
+    app.get(&loan_path, &borrower.token)
+        .await
+        .assert_status(200);
+
+    let redis = redis.stop().await;
+    let down = app.call(Method::GET, "/health/ready", None, None).await;
+    down.assert_status(503);
+    assert_eq!(
+        down.body["checks"],
+        json!({ "database": "ok", "redis": "failed" })
+    );
+    // Reads bypass the cache; rate limiting counts in process; writes work.
+    let me = app.get("/users/me", &borrower.token).await;
+    me.assert_status(200);
+    assert!(me.header("ratelimit-limit").is_some());
+    app.pay(&borrower, loan_id, json!("50.00"), None)
+        .await
+        .assert_status(201);
+    let loan = app.get(&loan_path, &borrower.token).await;
+    loan.assert_status(200);
+    assert_eq!(loan.body["totalPaid"], "50.00");
+
+    let _redis = redis.restart().await;
+    let recovered = crate::support::eventually(Duration::from_secs(20), async || {
+        app.call(Method::GET, "/health/ready", None, None)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(recovered, "readiness recovers by itself once Redis is back");
+    app.pay(&borrower, loan_id, json!("25.00"), None)
+        .await
+        .assert_status(201);
+    let loan = app.get(&loan_path, &borrower.token).await;
+    assert_eq!(loan.body["totalPaid"], "75.00");
+}
+
+#[tokio::test]
+async fn metrics_expose_the_named_series() {
+    let app = TestApp::spawn().await;
+    let (borrower, _, loan_id) = app.golden_loan().await;
+    app.pay(&borrower, loan_id, json!("10.00"), None)
+        .await
+        .assert_status(201);
+    app.get(&format!("/loans/{loan_id}"), &borrower.token)
+        .await
+        .assert_status(200);
+    app.get(&format!("/loans/{loan_id}"), &borrower.token)
+        .await
+        .assert_status(200);
+    app.get("/no/such/route", &borrower.token)
+        .await
+        .assert_problem(404);
+    app.post(
+        "/admin/jobs/overdue-check/run",
+        Some(
+            &crate::support::test_user(
+                &app.login(json!({ "username": "admin", "password": crate::support::PASSWORD }))
+                    .await
+                    .body,
+            )
+            .token,
+        ),
+        json!({ "asOf": "2026-02-16" }),
+    )
+    .await
+    .assert_status(200);
+
+    let scrape = app.call(Method::GET, "/metrics", None, None).await;
+    scrape.assert_status(200);
+    assert!(
+        scrape
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain"))
+    );
+    let text = &scrape.text;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    };
+    assert!(
+        value("http_requests_total{method=\"POST\",route=\"/payments/{loanId}\",status=\"201\"}")
+            >= 1.0
+    );
+    assert!(value("http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}") >= 1.0);
+    assert!(
+        value(
+            "http_request_duration_seconds_count{method=\"GET\",route=\"/loans/{id}\",status=\"200\"}"
+        ) >= 2.0
+    );
+    assert!(text.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/loans/{id}\",status=\"200\",le=\"0.005\"}"));
+    assert!(value("cache_requests_total{cache=\"loan\",result=\"hit\"}") >= 1.0);
+    assert!(value("cache_requests_total{cache=\"user\",result=\"miss\"}") >= 1.0);
+    assert!(value("db_pool_connections{pool=\"write\",state=\"idle\"}") >= 0.0);
+    assert!(value("loans_applied_total") >= 1.0);
+    assert!(value("loans_approved_total") >= 1.0);
+    assert!(value("payments_total{currency=\"USD\"}") >= 1.0);
+    assert!(value("payments_amount_minor_total{currency=\"USD\"}") >= 1000.0);
+    assert!(value("job_runs_total{job=\"overdue-check\",status=\"SUCCEEDED\"}") >= 1.0);
+    assert!(value("job_run_duration_seconds_count{job=\"overdue-check\"}") >= 1.0);
+    assert!(
+        value("email_outbox_pending") >= 3.0,
+        "approval, payment and overdue notifications wait"
+    );
+    assert!(value("email_queue_depth") >= 0.0);
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_configured() {
+    let app = TestApp::builder()
+        .env("HSTS_MAX_AGE_SECS", "31536000")
+        .build()
+        .await;
+    let response = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(
+        response.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    let plain = TestApp::spawn().await;
+    let response = plain.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(response.header("strict-transport-security"), None);
+}
