@@ -57,6 +57,27 @@ impl From<audit_log::Model> for AuditLogView {
     }
 }
 
+/// The audit actions, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+enum AuditActionName {
+    USER_REGISTERED,
+    LOGIN_SUCCEEDED,
+    LOGIN_FAILED,
+    REFRESH_REUSE_DETECTED,
+    LOGOUT,
+    ROLE_CHANGED,
+    PROFILE_UPDATED,
+    LOAN_APPLIED,
+    LOAN_APPROVED,
+    LOAN_REJECTED,
+    LOAN_CANCELLED,
+    PAYMENT_RECORDED,
+    PENALTY_APPLIED,
+    LOAN_OVERDUE,
+    LOAN_PAID,
+}
+
 /// Filters of the audit list.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -64,6 +85,7 @@ impl From<audit_log::Model> for AuditLogView {
 struct AuditFilters {
     #[param(rename = "actorId")]
     actor_id: Option<Uuid>,
+    #[param(value_type = Option<AuditActionName>, inline)]
     action: Option<String>,
     #[param(rename = "entityId")]
     entity_id: Option<Uuid>,
@@ -88,24 +110,21 @@ async fn list_audit_logs(
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
     let uuid_param = |validator: &mut Validator, name: &str| {
-        query.get(name).filter(|v| !v.is_empty()).and_then(|raw| {
+        query.get(name).and_then(|raw| {
             let parsed = Uuid::parse_str(raw).map_err(|_| "must be a UUID");
             validator.check(name, parsed)
         })
     };
     let actor_id = uuid_param(&mut validator, "actorId");
     let entity_id = uuid_param(&mut validator, "entityId");
-    let action = query
-        .get("action")
-        .filter(|v| !v.is_empty())
-        .and_then(|raw| {
-            validator.check(
-                "action",
-                AuditAction::parse(raw).ok_or("is not a known audit action"),
-            )
-        });
+    let action = query.get("action").and_then(|raw| {
+        validator.check(
+            "action",
+            AuditAction::parse(raw).ok_or("is not a known audit action"),
+        )
+    });
     let timestamp_param = |validator: &mut Validator, name: &str| {
-        query.get(name).filter(|v| !v.is_empty()).and_then(|raw| {
+        query.get(name).and_then(|raw| {
             let parsed = DateTime::parse_from_rfc3339(raw)
                 .map(|moment| moment.with_timezone(&Utc))
                 .map_err(|_| "must be an RFC 3339 timestamp such as 2026-11-24T15:04:05Z");

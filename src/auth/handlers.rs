@@ -65,10 +65,10 @@ pub struct RegisterRequest {
     password: Field<String>,
     /// Given together with `lastName`, creates the profile.
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"\S")]
     first_name: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"\S")]
     last_name: Field<String>,
 }
 
@@ -125,13 +125,13 @@ async fn register(
 pub struct LoginRequest {
     /// Either `email` or `username`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1)]
     email: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1)]
     username: Field<String>,
     #[serde(default)]
-    #[schema(value_type = String, format = Password, required = true)]
+    #[schema(value_type = String, format = Password, required = true, min_length = 1)]
     password: Field<String>,
 }
 
@@ -181,7 +181,7 @@ async fn login(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefreshRequest {
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512)]
     refresh_token: Field<String>,
 }
 

@@ -60,22 +60,84 @@ impl utoipa::PartialSchema for crate::money::Percent {
 
 impl utoipa::ToSchema for crate::money::Percent {}
 
-/// A decimal figure in a request: a string or a JSON number.
-impl utoipa::PartialSchema for crate::http::json::DecimalText {
+/// The schema of a decimal figure in a request: a string matching
+/// `pattern` or a JSON number within `minimum..=maximum` in steps of
+/// `step`.
+fn decimal_input_schema(
+    description: &str,
+    pattern: &str,
+    minimum: f64,
+    maximum: f64,
+    step: f64,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(minimum))
+                .maximum(Some(maximum))
+                .multiple_of(Some(step)),
+        )
+        .description(Some(description))
+        .into()
+}
+
+/// A loan amount in a request: 100.00 to 1 000 000.00 (the defaults of
+/// `LOAN_MIN_AMOUNT` and `LOAN_MAX_AMOUNT`), at most two decimals.
+pub struct LoanAmountInput;
+
+impl utoipa::PartialSchema for LoanAmountInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(r"^-?[0-9]+(\.[0-9]+)?$")),
-            )
-            .item(ObjectBuilder::new().schema_type(Type::Number))
-            .description(Some(
-                "A decimal number, as a string (\"1250.50\") or a JSON number (1250.50).",
-            ))
-            .into()
+        decimal_input_schema(
+            "An amount from 100.00 to 1000000.00 with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50).",
+            r"^([1-9][0-9]{2,5}(\.[0-9]{1,2})?|1000000(\.0{1,2})?)$",
+            100.0,
+            1_000_000.0,
+            0.01,
+        )
     }
 }
 
-impl utoipa::ToSchema for crate::http::json::DecimalText {}
+impl utoipa::ToSchema for LoanAmountInput {}
+
+/// A payment amount in a request: positive, at most two decimals, at most
+/// 1 000 000.00 (and at most what the loan still owes).
+pub struct PaymentAmountInput;
+
+impl utoipa::PartialSchema for PaymentAmountInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_input_schema(
+            "A positive amount of at most 1000000.00 with at most two decimals, as a string or a JSON number; never more than the loan still owes.",
+            r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,5}(\.[0-9]{1,2})?|1000000(\.0{1,2})?)$",
+            0.01,
+            1_000_000.0,
+            0.01,
+        )
+    }
+}
+
+impl utoipa::ToSchema for PaymentAmountInput {}
+
+/// An annual interest rate in a request: 0 to 100 percent, at most four
+/// decimals.
+pub struct RateInput;
+
+impl utoipa::PartialSchema for RateInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_input_schema(
+            "A percentage from 0 to 100 with at most four decimals, as a string (\"9.5\") or a JSON number.",
+            r"^([0-9]|[1-9][0-9])(\.[0-9]{1,4})?$|^100(\.0{1,4})?$",
+            0.0,
+            100.0,
+            0.0001,
+        )
+    }
+}
+
+impl utoipa::ToSchema for RateInput {}

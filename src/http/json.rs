@@ -41,7 +41,7 @@ where
 }
 
 /// Like [`JsonBody`], but an empty body (with or without a content type)
-/// is `None`: for endpoints whose whole body is optional.
+/// or a JSON `null` is `None`: for endpoints whose whole body is optional.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -60,6 +60,10 @@ where
         }
         if !declared_json {
             return Err(not_json());
+        }
+        // A JSON `null` is the absent body, said explicitly.
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJsonBody(None));
         }
         parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
     }
@@ -346,6 +350,27 @@ impl<'de> Deserialize<'de> for DecimalText {
             Err(serde::de::Error::custom(
                 "must be a decimal number or a string holding one",
             ))
+        }
+    }
+}
+
+/// A whole number as JSON writes it: `12`, or `12.0` (which JSON Schema
+/// also calls an integer). Anything with a fraction is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeNumber(pub i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(deserializer)?;
+        if let Some(whole) = number.as_i64() {
+            return Ok(WholeNumber(whole));
+        }
+        match number.as_f64() {
+            // Month counts and the like, never money: a float is exact here.
+            Some(value) if value.fract() == 0.0 && value.abs() < 1e15 => {
+                Ok(WholeNumber(value as i64))
+            }
+            _ => Err(serde::de::Error::custom("must be a whole number")),
         }
     }
 }

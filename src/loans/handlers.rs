@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::auth::actor::{Actor, AdminActor, RequestMeta, StaffActor};
 use crate::db::entities::LoanStatus;
 use crate::http::error::AppResult;
-use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator};
+use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator, WholeNumber};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::money::{Money, Percent};
@@ -41,12 +41,12 @@ const REASON_MAX_CHARS: usize = 500;
 pub struct ApplyRequest {
     /// The principal: a string or number with at most two decimals.
     #[serde(default)]
-    #[schema(value_type = DecimalText, required = true)]
+    #[schema(value_type = crate::http::format::LoanAmountInput, required = true)]
     amount: Field<DecimalText>,
     /// 1–360.
     #[serde(default)]
     #[schema(value_type = i32, required = true, minimum = 1, maximum = 360)]
-    term_months: Field<i64>,
+    term_months: Field<WholeNumber>,
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 500)]
     purpose: Field<String>,
@@ -66,18 +66,17 @@ async fn apply(
     let (min, max) = (state.config.loan_min_amount, state.config.loan_max_amount);
     let mut validator = Validator::new();
     let amount = validator.required("amount", body.amount, |text| parse_amount(&text, min, max));
-    let term_months = validator.required("termMonths", body.term_months, |months| {
+    let term_months = validator.required("termMonths", body.term_months, |WholeNumber(months)| {
         u32::try_from(months)
             .ok()
             .filter(|m| (1..=MAX_TERM_MONTHS).contains(m))
             .ok_or("must be a whole number of months from 1 to 360")
     });
     let purpose = validator.optional("purpose", body.purpose, |text: String| {
-        let text = text.trim().to_owned();
-        if text.chars().count() > PURPOSE_MAX_CHARS || text.chars().any(char::is_control) {
-            Err("must be at most 500 characters of text")
+        if text.chars().count() > PURPOSE_MAX_CHARS {
+            Err("must be at most 500 characters")
         } else {
-            Ok(text)
+            Ok(text.trim().to_owned())
         }
     });
     let application = validator.finish(|| {
@@ -133,16 +132,13 @@ fn list_query(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(query, &mut validator);
     let after = page.after_id(&mut validator);
-    let status = query
-        .get("status")
-        .filter(|s| !s.is_empty())
-        .and_then(|text| {
-            validator.check(
-                "status",
-                LoanStatus::parse(text)
-                    .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
-            )
-        });
+    let status = query.get("status").and_then(|text| {
+        validator.check(
+            "status",
+            LoanStatus::parse(text)
+                .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
+        )
+    });
     validator.finish(|| Some((status, page, after)))
 }
 
@@ -194,7 +190,7 @@ async fn list_loans(
 pub struct ApproveRequest {
     /// Overrides the rate quoted at application: percent, 0–100.
     #[serde(default)]
-    #[schema(value_type = Option<DecimalText>)]
+    #[schema(value_type = Option<crate::http::format::RateInput>)]
     annual_interest_rate: Field<DecimalText>,
     /// Within a year before or after today; the default is a month from today.
     #[serde(default)]
@@ -251,7 +247,7 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, &'static str> {
 pub struct RejectRequest {
     /// Shown to the borrower; 1–500 characters.
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 500)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, pattern = r"\S")]
     reason: Field<String>,
 }
 
@@ -272,12 +268,10 @@ async fn reject(
 ) -> AppResult<Json<LoanView>> {
     let mut validator = Validator::new();
     let reason = validator.required("reason", body.reason, |text: String| {
-        let text = text.trim().to_owned();
-        let length = text.chars().count();
-        if length == 0 || length > REASON_MAX_CHARS || text.chars().any(char::is_control) {
-            Err("must be 1 to 500 characters of text")
+        if text.chars().count() > REASON_MAX_CHARS || text.trim().is_empty() {
+            Err("must be 1 to 500 characters, not all blank")
         } else {
-            Ok(text)
+            Ok(text.trim().to_owned())
         }
     });
     let reason = validator.finish(|| reason)?;

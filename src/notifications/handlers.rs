@@ -83,7 +83,7 @@ async fn list_notifications(
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
     let unread_only = match query.get("unread") {
-        None | Some("") | Some("false") => false,
+        None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
             validator.error("unread", "must be true or false");

@@ -36,7 +36,7 @@ pub struct PaymentRequestBody {
     /// A string or number with at most two decimals, at most what the
     /// loan still owes.
     #[serde(default)]
-    #[schema(value_type = DecimalText, required = true)]
+    #[schema(value_type = crate::http::format::PaymentAmountInput, required = true)]
     amount: Field<DecimalText>,
 }
 
@@ -120,12 +120,9 @@ async fn payment_history(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
-    let loan_id = query
-        .get("loanId")
-        .filter(|v| !v.is_empty())
-        .and_then(|raw| {
-            validator.check("loanId", Uuid::parse_str(raw).map_err(|_| "must be a UUID"))
-        });
+    let loan_id = query.get("loanId").and_then(|raw| {
+        validator.check("loanId", Uuid::parse_str(raw).map_err(|_| "must be a UUID"))
+    });
     validator.finish(|| Some(()))?;
     Ok(Json(
         service::history(&state.db.read, user_id, loan_id, &page, after).await?,
@@ -156,7 +153,7 @@ async fn overdue(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = overdue_cursor(&page, &mut validator);
-    let as_of = match query.get("asOf").filter(|v| !v.is_empty()) {
+    let as_of = match query.get("asOf") {
         None => Some(state.today()),
         Some(_) if !actor.is_staff() => {
             return Err(AppError::Forbidden("Only staff may choose the as-of date."));

@@ -84,6 +84,9 @@ pub fn person_name(raw: String) -> Result<String, &'static str> {
 /// A phone number of digits, spaces and `+ - ( ) .`, at most 32
 /// characters; empty means none.
 pub fn phone_number(raw: String) -> Result<Option<String>, &'static str> {
+    if raw.chars().count() > 32 {
+        return Err("must be at most 32 characters");
+    }
     if raw.trim().is_empty() {
         return Ok(None);
     }
@@ -99,6 +102,9 @@ pub fn phone_number(raw: String) -> Result<Option<String>, &'static str> {
 
 /// A postal address of at most 500 characters; empty means none.
 pub fn address(raw: String) -> Result<Option<String>, &'static str> {
+    if raw.chars().count() > 500 {
+        return Err("must be at most 500 characters");
+    }
     if raw.trim().is_empty() {
         return Ok(None);
     }
@@ -124,9 +130,11 @@ fn bounded_text(
     max: usize,
     message: &'static str,
 ) -> Result<String, &'static str> {
+    // The limits count what the client sent (as the OpenAPI maxLength
+    // does); what is stored is trimmed, and must not be blank.
+    let length = raw.chars().count();
     let text = raw.trim();
-    let length = text.chars().count();
-    if length < min || length > max || text.chars().any(char::is_control) {
+    if length > max || text.chars().count() < min {
         return Err(message);
     }
     Ok(text.to_owned())

@@ -59,7 +59,7 @@ async fn list_users(
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
     let role = match query.get("role") {
-        None | Some("") => None,
+        None => None,
         Some(text) => {
             let role = Role::parse(text);
             if role.is_none() {
@@ -150,13 +150,13 @@ async fn get_my_profile(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProfileRequest {
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100, pattern = r"\S")]
     first_name: Field<String>,
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100, pattern = r"\S")]
     last_name: Field<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 32)]
+    #[schema(value_type = Option<String>, max_length = 32, pattern = r"^( *|[0-9+() .-]*[0-9][0-9+() .-]*)$")]
     phone_number: Field<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 500)]

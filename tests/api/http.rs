@@ -251,3 +251,70 @@ async fn cors_answers_allowed_origins_only_with_the_security_headers() {
     let other = app.send(preflight("https://evil.example")).await;
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+#[tokio::test]
+async fn empty_typed_query_parameters_are_invalid_not_ignored() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for (path, field) in [
+        ("/audit-logs?to=", "to"),
+        ("/audit-logs?action=", "action"),
+        ("/loans?status=", "status"),
+        ("/users?role=", "role"),
+        ("/payments/overdue?asOf=", "asOf"),
+    ] {
+        app.get(path, &admin.token)
+            .await
+            .assert_invalid_fields(&[field]);
+    }
+    // An empty cursor is the first page.
+    app.get("/loans?cursor=", &admin.token)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn lenient_where_json_allows_it() {
+    let app = TestApp::spawn().await;
+    let (borrower, admin, _) = app.golden_loan().await;
+    // `12.0` is a whole number in JSON; `null` is an absent optional body.
+    let loan = app
+        .post(
+            "/loans/apply",
+            Some(&borrower.token),
+            json!({ "amount": "500", "termMonths": 12.0 }),
+        )
+        .await;
+    loan.assert_status(201);
+    let loan_id = loan.body["id"].as_str().expect("id").to_owned();
+    let approved = app
+        .send(
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("/loans/{loan_id}/approve"))
+                .header("authorization", format!("Bearer {}", admin.token))
+                .header("content-type", "application/json")
+                .body(Body::from("null"))
+                .expect("request"),
+        )
+        .await;
+    approved.assert_status(200);
+    app.post(
+        "/loans/apply",
+        Some(&borrower.token),
+        json!({ "amount": "500", "termMonths": 12.5 }),
+    )
+    .await
+    .assert_invalid_fields(&["termMonths"]);
+    // Text may span lines; only NUL is refused.
+    let other = app.apply(&borrower, "700.00", 7).await;
+    let rejected = app
+        .patch(
+            &format!("/loans/{other}/reject"),
+            &admin.token,
+            Some(json!({ "reason": "Income:\n\tnot verified" })),
+        )
+        .await;
+    rejected.assert_status(200);
+    assert_eq!(rejected.body["rejectionReason"], "Income:\n\tnot verified");
+}

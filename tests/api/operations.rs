@@ -244,3 +244,43 @@ async fn hsts_is_sent_when_configured() {
     let response = plain.call(Method::GET, "/health/live", None, None).await;
     assert_eq!(response.header("strict-transport-security"), None);
 }
+
+#[test]
+fn the_dashboard_only_charts_metrics_the_service_exports() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{root}/deploy/grafana/dashboards/loan-tracker.json"
+        ))
+        .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let documented =
+        std::fs::read_to_string(format!("{root}/src/metrics.rs")).expect("metrics module");
+    let mut charted = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expression = target["expr"].as_str().expect("expr");
+            for token in expression.split(|c: char| !(c.is_ascii_lowercase() || c == '_')) {
+                let metric = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .fold(token, |name, suffix| {
+                        name.strip_suffix(suffix).unwrap_or(name)
+                    });
+                let is_metric = ["_total", "_seconds", "_connections", "_pending", "_depth"]
+                    .iter()
+                    .any(|suffix| metric.ends_with(suffix));
+                if is_metric {
+                    charted.push(metric.to_owned());
+                }
+            }
+        }
+    }
+    assert!(charted.len() > 10, "{charted:?}");
+    for metric in charted {
+        assert!(
+            documented.contains(&format!("`{metric}`")),
+            "{metric} is charted but not exported"
+        );
+    }
+}
