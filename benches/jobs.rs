@@ -62,11 +62,12 @@ async fn run(state: loan_tracker::app::AppState) -> anyhow::Result<()> {
     let today = state.today();
     let started = Instant::now();
     let report =
-        loan_tracker::jobs::run(&state, JobName::OverdueCheck, today, Trigger::Cli).await?;
+        loan_tracker::jobs::run(&state, JobName::OverdueCheck, today, Trigger::Cli, None).await?;
     let first = started.elapsed();
     let peak_mb = common::peak_rss_mb();
     let started = Instant::now();
-    let rerun = loan_tracker::jobs::run(&state, JobName::OverdueCheck, today, Trigger::Cli).await?;
+    let rerun =
+        loan_tracker::jobs::run(&state, JobName::OverdueCheck, today, Trigger::Cli, None).await?;
     let second = started.elapsed();
 
     println!();

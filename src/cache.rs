@@ -2,20 +2,28 @@
 //! Redis when `REDIS_URL` is set — shared by every instance — and in
 //! process memory otherwise.
 //!
-//! Invalidation uses generations rather than deletes. Every entry is stored
-//! under `value:{kind}:{id}:{generation}`; a write bumps the generation of
-//! what it changed, after its transaction commits. A reader that raced
-//! with the write and loaded the old row stores it under the old
-//! generation, which nobody reads again — so once a write has returned, no
-//! reader on any instance can be served what it replaced. Entries also
+//! Invalidation uses generations rather than deletes. Every entry is
+//! stored under `value:{kind}:{id}:{epoch}:{generation}`; a write bumps the
+//! generation of what it changed, after its transaction commits. A reader
+//! that raced with the write and loaded the old row stores it under the
+//! old generation, which nobody reads again — so once a write has returned,
+//! no reader on any instance is served what it replaced. Entries also
 //! expire after a TTL.
 //!
+//! If a bump fails (Redis away at that moment), this instance stops using
+//! the cache and, as soon as Redis answers again, bumps the shared epoch,
+//! which makes every entry written before unreachable on every instance;
+//! only then does it use the cache again.
+//!
 //! Redis failing is never an error for the client: the cache is bypassed
-//! (the database answers), the failure is counted, and the next request
-//! tries Redis again.
+//! (the database answers), the failure is counted, and after a short pause
+//! Redis is tried again.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -26,8 +34,12 @@ use uuid::Uuid;
 pub const ENTRY_TTL: Duration = Duration::from_secs(60);
 /// Generations outlive every entry they name.
 const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Longest a cache call may take before it is treated as a miss.
+/// Longest a Redis call may take before it counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// After a failure, Redis is left alone this long.
+const REDIS_PAUSE: Duration = Duration::from_secs(2);
+/// How often a lost invalidation retries moving the epoch.
+const EPOCH_RETRY: Duration = Duration::from_millis(250);
 
 /// What a cached value is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,41 +62,134 @@ impl CacheKind {
 #[derive(Clone)]
 pub struct Cache {
     store: Store,
-    /// Prepended to every Redis key (`REDIS_KEY_PREFIX`).
-    prefix: String,
 }
 
 #[derive(Clone)]
 enum Store {
-    Local {
-        values: moka::future::Cache<String, String>,
-        generations: moka::future::Cache<String, u64>,
-    },
-    Redis(ConnectionManager),
+    Local(Arc<LocalStore>),
+    Redis(Arc<RedisStore>),
 }
 
+/// In-process: values in moka; generations in a plain map (never evicted
+/// while they matter — see [`LocalStore::bump`]).
+struct LocalStore {
+    values: moka::future::Cache<String, String>,
+    generations: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+/// Generations are dropped only long after their last bump, when every
+/// value stored under an older generation has expired.
+const LOCAL_GENERATION_KEEP: Duration = Duration::from_secs(3 * 60);
+const LOCAL_GENERATION_SWEEP: usize = 100_000;
+
+impl LocalStore {
+    fn generation(&self, key: &str) -> u64 {
+        let generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        generations
+            .get(key)
+            .map_or(0, |(generation, _)| *generation)
+    }
+
+    fn bump(&self, key: String) {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if generations.len() >= LOCAL_GENERATION_SWEEP {
+            generations
+                .retain(|_, (_, bumped)| now.duration_since(*bumped) < LOCAL_GENERATION_KEEP);
+        }
+        let entry = generations.entry(key).or_insert((0, now));
+        *entry = (entry.0 + 1, now);
+    }
+}
+
+struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    /// Unix millis before which Redis is not tried again.
+    paused_until: AtomicU64,
+    /// A bump failed: the epoch must move before the cache is used again.
+    epoch_stale: AtomicBool,
+}
+
+impl RedisStore {
+    fn available(&self) -> bool {
+        unix_millis() >= self.paused_until.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, error: &redis::RedisError) {
+        let until = unix_millis() + REDIS_PAUSE.as_millis() as u64;
+        self.paused_until.store(until, Ordering::Relaxed);
+        tracing::warn!(error = %error, "redis unavailable; pausing its use");
+    }
+
+    fn key(&self, part: &str) -> String {
+        format!("{}:cache:{part}", self.prefix)
+    }
+
+    /// Moves the shared epoch if a bump was lost; false while it cannot.
+    async fn settle_epoch(&self) -> bool {
+        if !self.epoch_stale.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut connection = self.connection.clone();
+        let key = self.key("epoch");
+        let moved: redis::RedisResult<u64> = with_timeout(async {
+            redis::cmd("INCR")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+        })
+        .await;
+        match moved {
+            Ok(_) => {
+                self.epoch_stale.store(false, Ordering::Release);
+                tracing::info!("cache epoch moved after a lost invalidation");
+                true
+            }
+            Err(error) => {
+                self.failed(&error);
+                false
+            }
+        }
+    }
+}
+
+/// Reads epoch, generation and value in one round trip.
+const GET_SCRIPT: &str = r"
+local epoch = redis.call('GET', KEYS[1]) or '0'
+local generation = redis.call('GET', KEYS[2]) or '0'
+local key = ARGV[1] .. ':' .. epoch .. ':' .. generation
+return {key, redis.call('GET', key)}
+";
+
 impl Cache {
-    /// An in-process cache bounded to `capacity` entries.
+    /// An in-process cache bounded to `capacity` values.
     pub fn local(capacity: u64) -> Cache {
         Cache {
-            prefix: String::new(),
-            store: Store::Local {
+            store: Store::Local(Arc::new(LocalStore {
                 values: moka::future::Cache::builder()
                     .max_capacity(capacity)
                     .time_to_live(ENTRY_TTL)
                     .build(),
-                generations: moka::future::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(GENERATION_TTL)
-                    .build(),
-            },
+                generations: Mutex::new(HashMap::new()),
+            })),
         }
     }
 
     pub fn redis(connection: ConnectionManager, prefix: &str) -> Cache {
         Cache {
-            store: Store::Redis(connection),
-            prefix: prefix.to_owned(),
+            store: Store::Redis(Arc::new(RedisStore {
+                connection,
+                prefix: prefix.to_owned(),
+                paused_until: AtomicU64::new(0),
+                epoch_stale: AtomicBool::new(false),
+            })),
         }
     }
 
@@ -105,146 +210,141 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let generation = match self.generation(kind, id).await {
-            Ok(generation) => generation,
-            Err(error) => {
-                record_result(kind, "error");
-                tracing::warn!(error = %error, "cache unavailable; reading through");
+        let (key, cached) = match self.lookup(kind, id).await {
+            Some(found) => found,
+            None => {
+                record_result(kind, "bypass");
                 return load().await;
             }
         };
-        let key = self.value_key(kind, id, generation);
-        match self.get(&key).await {
-            Ok(Some(text)) => {
-                if let Ok(value) = serde_json::from_str(&text) {
-                    record_result(kind, "hit");
-                    return Ok(Some(value));
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                record_result(kind, "error");
-                tracing::warn!(error = %error, "cache unavailable; reading through");
-                return load().await;
-            }
+        if let Some(value) = cached.and_then(|text| serde_json::from_str(&text).ok()) {
+            record_result(kind, "hit");
+            return Ok(Some(value));
         }
         record_result(kind, "miss");
         let loaded = load().await?;
         if let Some(value) = &loaded
             && let Ok(text) = serde_json::to_string(value)
-            && let Err(error) = self.set(&key, text).await
         {
-            tracing::warn!(error = %error, "cache unavailable; value not stored");
+            self.store_value(key, text).await;
         }
         Ok(loaded)
+    }
+
+    /// The key to use for `(kind, id)` and the value stored there; `None`
+    /// when the cache must be bypassed.
+    async fn lookup(&self, kind: CacheKind, id: Uuid) -> Option<(String, Option<String>)> {
+        let base = format!("{}:{id}", kind.as_str());
+        match &self.store {
+            Store::Local(local) => {
+                let generation = local.generation(&base);
+                let key = format!("{base}:0:{generation}");
+                let value = local.values.get(&key).await;
+                Some((key, value))
+            }
+            Store::Redis(redis) => {
+                if !redis.available() || !redis.settle_epoch().await {
+                    return None;
+                }
+                let mut connection = redis.connection.clone();
+                let script = redis::Script::new(GET_SCRIPT);
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(redis.key("epoch"))
+                    .key(redis.key(&format!("gen:{base}")))
+                    .arg(redis.key(&format!("value:{base}")));
+                let found: redis::RedisResult<(String, Option<String>)> =
+                    with_timeout(async { invocation.invoke_async(&mut connection).await }).await;
+                match found {
+                    Ok(found) => Some(found),
+                    Err(error) => {
+                        redis.failed(&error);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    async fn store_value(&self, key: String, value: String) {
+        match &self.store {
+            Store::Local(local) => local.values.insert(key, value).await,
+            Store::Redis(redis) => {
+                let mut connection = redis.connection.clone();
+                let stored: redis::RedisResult<()> = with_timeout(async {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .arg("EX")
+                        .arg(ENTRY_TTL.as_secs())
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await;
+                if let Err(error) = stored {
+                    redis.failed(&error);
+                }
+            }
+        }
     }
 
     /// Makes every cached value of `(kind, id)` unreachable. Call after the
     /// transaction that changed it has committed.
     pub async fn invalidate(&self, kind: CacheKind, id: Uuid) {
-        let key = self.generation_key(kind, id);
-        let result = match &self.store {
-            Store::Local { generations, .. } => {
-                let next = generations.get(&key).await.unwrap_or(0) + 1;
-                generations.insert(key, next).await;
-                Ok(())
-            }
-            Store::Redis(connection) => {
-                let mut connection = connection.clone();
-                let bump = async {
-                    redis::pipe()
-                        .atomic()
-                        .incr(&key, 1)
-                        .ignore()
-                        .expire(&key, GENERATION_TTL.as_secs() as i64)
-                        .ignore()
-                        .query_async::<()>(&mut connection)
-                        .await
+        let base = format!("{}:{id}", kind.as_str());
+        match &self.store {
+            Store::Local(local) => local.bump(base),
+            Store::Redis(redis) => {
+                let key = redis.key(&format!("gen:{base}"));
+                let bumped: redis::RedisResult<()> = if redis.available() {
+                    let mut connection = redis.connection.clone();
+                    with_timeout(async {
+                        redis::pipe()
+                            .atomic()
+                            .incr(&key, 1)
+                            .ignore()
+                            .expire(&key, GENERATION_TTL.as_secs() as i64)
+                            .ignore()
+                            .query_async(&mut connection)
+                            .await
+                    })
+                    .await
+                } else {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "redis paused",
+                    )))
                 };
-                with_timeout(bump).await
-            }
-        };
-        if let Err(error) = result {
-            // Entries of the old generation expire within ENTRY_TTL.
-            tracing::warn!(error = %error, kind = kind.as_str(), %id, "cache invalidation failed");
-            metrics::counter!("cache_errors_total", "operation" => "invalidate").increment(1);
-        }
-    }
-
-    async fn generation(&self, kind: CacheKind, id: Uuid) -> Result<u64, redis::RedisError> {
-        let key = self.generation_key(kind, id);
-        match &self.store {
-            Store::Local { generations, .. } => Ok(generations.get(&key).await.unwrap_or(0)),
-            Store::Redis(connection) => {
-                let mut connection = connection.clone();
-                let value: Option<u64> = with_timeout(async {
-                    redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut connection)
-                        .await
-                })
-                .await?;
-                Ok(value.unwrap_or(0))
+                if let Err(error) = bumped {
+                    // Until the epoch moves, no instance may trust entries
+                    // written before this write: this one bypasses the
+                    // cache, and moves the epoch as soon as Redis answers.
+                    redis.failed(&error);
+                    metrics::counter!("cache_errors_total", "operation" => "invalidate")
+                        .increment(1);
+                    if !redis.epoch_stale.swap(true, Ordering::AcqRel) {
+                        let redis = Arc::clone(redis);
+                        tokio::spawn(async move {
+                            while !redis.settle_epoch().await {
+                                tokio::time::sleep(EPOCH_RETRY).await;
+                            }
+                        });
+                    }
+                }
             }
         }
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<String>, redis::RedisError> {
-        match &self.store {
-            Store::Local { values, .. } => Ok(values.get(key).await),
-            Store::Redis(connection) => {
-                let mut connection = connection.clone();
-                with_timeout(async {
-                    redis::cmd("GET")
-                        .arg(key)
-                        .query_async(&mut connection)
-                        .await
-                })
-                .await
-            }
-        }
-    }
-
-    async fn set(&self, key: &str, value: String) -> Result<(), redis::RedisError> {
-        match &self.store {
-            Store::Local { values, .. } => {
-                values.insert(key.to_owned(), value).await;
-                Ok(())
-            }
-            Store::Redis(connection) => {
-                let mut connection = connection.clone();
-                with_timeout(async {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(value)
-                        .arg("EX")
-                        .arg(ENTRY_TTL.as_secs())
-                        .query_async::<()>(&mut connection)
-                        .await
-                })
-                .await
-            }
-        }
-    }
-}
-
-impl Cache {
-    fn generation_key(&self, kind: CacheKind, id: Uuid) -> String {
-        format!("{}:cache:gen:{}:{id}", self.prefix, kind.as_str())
-    }
-
-    fn value_key(&self, kind: CacheKind, id: Uuid, generation: u64) -> String {
-        format!(
-            "{}:cache:value:{}:{id}:{generation}",
-            self.prefix,
-            kind.as_str()
-        )
     }
 }
 
 fn record_result(kind: CacheKind, result: &'static str) {
     metrics::counter!("cache_requests_total", "cache" => kind.as_str(), "result" => result)
         .increment(1);
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// Runs a Redis call with a short deadline, so a hung Redis slows no

@@ -135,7 +135,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
                 None => state.today(),
             };
-            let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli).await?;
+            let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

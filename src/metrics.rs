@@ -5,7 +5,7 @@
 //! | `http_requests_total` | method, route, status | requests answered |
 //! | `http_request_duration_seconds` | method, route, status | latency histogram |
 //! | `db_pool_connections` | pool (write, read), state (in_use, idle) | pool usage, sampled at scrape |
-//! | `cache_requests_total` | cache (user, loan), result (hit, miss, error) | cache-aside lookups |
+//! | `cache_requests_total` | cache (user, loan), result (hit, miss, bypass) | cache-aside lookups (bypass: Redis unavailable) |
 //! | `cache_errors_total` | operation | failed invalidations |
 //! | `rate_limited_requests_total` | scope (api, auth) | requests answered 429 |
 //! | `rate_limit_fallbacks_total` | scope | checks counted locally because Redis failed |
@@ -13,6 +13,7 @@
 //! | `job_run_duration_seconds` | job | how long runs took |
 //! | `job_rows_failed_total` | job | rows left for the next run |
 //! | `email_deliveries_total` | result (sent, failed, dead) | email attempts |
+//! | `email_redriven_total` | — | stuck emails returned to the outbox |
 //! | `email_outbox_pending` | — | notifications not yet on the queue, sampled |
 //! | `email_queue_depth` | — | queued emails not yet sent, sampled |
 //! | `loans_applied_total`, `loans_approved_total` | — | business events |

@@ -43,8 +43,29 @@ impl Background {
             let delivery = Arc::clone(&delivery);
             let stopped = stopped.clone();
             tasks.spawn(async move {
-                if let Err(error) = queue.run_worker(delivery, stopped).await {
-                    tracing::error!(error = format!("{error:#}"), "email worker failed");
+                // The worker stops on a storage error (the database or Redis
+                // away); start it again, backing off, until asked to stop.
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    let result = queue
+                        .run_worker(Arc::clone(&delivery), stopped.clone())
+                        .await;
+                    if *stopped.borrow() {
+                        return;
+                    }
+                    if let Err(error) = result {
+                        tracing::error!(
+                            error = format!("{error:#}"),
+                            ?backoff,
+                            "email worker stopped; restarting"
+                        );
+                    }
+                    let mut stopping = stopped.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = stopping.wait_for(|stop| *stop) => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             });
         }

@@ -138,16 +138,18 @@ pub async fn record(
     Ok(())
 }
 
-/// Writes many entries of a job (no request) in one statement.
+/// Writes many entries in one statement (jobs; `meta` is the request
+/// that started the job, if one did).
 pub async fn record_many(
     connection: &impl ConnectionTrait,
     entries: Vec<AuditEntry>,
+    meta: Option<&RequestMeta>,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     if entries.is_empty() {
         return Ok(());
     }
-    audit_log::Entity::insert_many(entries.into_iter().map(|entry| row(entry, None, now)))
+    audit_log::Entity::insert_many(entries.into_iter().map(|entry| row(entry, meta, now)))
         .exec_without_returning(connection)
         .await?;
     Ok(())

@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Actor {
             .cache
             .get_or_load(CacheKind::User, claims.sub, || async {
                 let user = user::Entity::find_by_id(claims.sub)
-                    .one(&state.db.write)
+                    .one(state.db.fresh())
                     .await?;
                 Ok::<_, AppError>(user.map(|user| Actor {
                     id: user.id,

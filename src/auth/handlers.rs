@@ -45,6 +45,7 @@ impl FromRequestParts<AppState> for AuthAttempt {
         } else {
             Err(AppError::RateLimited {
                 retry_after_secs: decision.reset_after_secs,
+                limit: decision.limit,
             })
         }
     }

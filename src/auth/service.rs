@@ -319,10 +319,10 @@ pub async fn ensure_admin(
     let password_hash = state.passwords.hash(password.secret()).await?;
     let now = state.now();
     let transaction = state.db.begin_write().await?;
-    let (admin, _) = users::create_user(
+    let created = users::create_user(
         &transaction,
         NewUser {
-            email,
+            email: email.clone(),
             username,
             password_hash,
             role: Role::Admin,
@@ -330,7 +330,26 @@ pub async fn ensure_admin(
         },
         now,
     )
-    .await?;
+    .await;
+    let (admin, _) = match created {
+        Ok(created) => created,
+        // Another instance starting at the same moment may have created it
+        // first; anything else (a taken username) is a real conflict.
+        Err(AppError::Conflict(message)) => {
+            drop(transaction);
+            let exists = user::Entity::find()
+                .filter(user::Column::Email.eq(email.as_str()))
+                .one(&state.db.write)
+                .await?
+                .is_some();
+            return if exists {
+                Ok(false)
+            } else {
+                Err(AppError::Conflict(message))
+            };
+        }
+        Err(error) => return Err(error),
+    };
     audit::record(
         &transaction,
         AuditEntry::new(AuditAction::UserRegistered, None)

@@ -54,6 +54,18 @@ impl Db {
         }
     }
 
+    /// Where to read what must be current (a client reading its own
+    /// write, a cache being filled): the primary on PostgreSQL, whatever a
+    /// replica says; on SQLite the read pool, which WAL keeps current and
+    /// which never waits behind the single writer.
+    pub fn fresh(&self) -> &DatabaseConnection {
+        if self.is_postgres() {
+            &self.write
+        } else {
+            &self.read
+        }
+    }
+
     pub fn backend(&self) -> DatabaseBackend {
         self.write.get_database_backend()
     }

@@ -52,7 +52,8 @@ pub enum AppError {
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    /// Over a rate limit of `limit` requests per minute.
+    RateLimited { retry_after_secs: u64, limit: u32 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -110,7 +111,9 @@ impl AppError {
                 "The request body is larger than 1 MiB.".to_owned(),
                 None,
             ),
-            AppError::RateLimited { retry_after_secs } => (
+            AppError::RateLimited {
+                retry_after_secs, ..
+            } => (
                 "rate-limited",
                 "Too many requests",
                 format!("Rate limit exceeded; retry in {retry_after_secs} s."),
@@ -153,10 +156,21 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if let AppError::RateLimited { retry_after_secs } = self
-            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        if let AppError::RateLimited {
+            retry_after_secs,
+            limit,
+        } = self
         {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+            for (name, value) in [
+                (header::RETRY_AFTER.as_str(), retry_after_secs.to_string()),
+                ("ratelimit-limit", limit.to_string()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", retry_after_secs.to_string()),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
         }
         response
     }

@@ -148,6 +148,7 @@ pub async fn rate_limit(
     } else {
         axum::response::IntoResponse::into_response(super::error::AppError::RateLimited {
             retry_after_secs: decision.reset_after_secs,
+            limit: decision.limit,
         })
     };
     let headers = response.headers_mut();
@@ -156,8 +157,9 @@ pub async fn rate_limit(
         ("ratelimit-remaining", decision.remaining.to_string()),
         ("ratelimit-reset", decision.reset_after_secs.to_string()),
     ] {
+        // A stricter limit (login) may have set them already.
         if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
+            headers.entry(name).or_insert(value);
         }
     }
     response

@@ -12,6 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// After a Redis failure, count locally this long before trying Redis again.
+const REDIS_PAUSE_SECS: u64 = 2;
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
 /// Sweep stale keys once this many are held.
 const SWEEP_THRESHOLD: usize = 10_000;
 
@@ -31,6 +40,8 @@ pub struct Limiter {
     local: RateLimiter,
     redis: Option<ConnectionManager>,
     key_prefix: String,
+    /// Unix seconds before which Redis is not tried again after a failure.
+    redis_paused_until: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -55,22 +66,36 @@ impl Limiter {
             local: RateLimiter::per_minute(limit),
             redis,
             key_prefix: key_prefix.to_owned(),
+            redis_paused_until: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Counts one request for `key` and says whether it may proceed.
     pub async fn check(&self, key: &str) -> Decision {
-        let decision = match &self.redis {
+        let now = unix_seconds();
+        let paused = now
+            < self
+                .redis_paused_until
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let decision = match self.redis.as_ref().filter(|_| !paused) {
             Some(redis) => match self.check_shared(redis, key).await {
                 Ok(decision) => decision,
                 Err(error) => {
                     tracing::warn!(error = %error, scope = self.scope, "rate limit store unavailable; counting locally");
+                    self.redis_paused_until
+                        .store(now + REDIS_PAUSE_SECS, std::sync::atomic::Ordering::Relaxed);
                     metrics::counter!("rate_limit_fallbacks_total", "scope" => self.scope)
                         .increment(1);
                     self.local.check(key)
                 }
             },
-            None => self.local.check(key),
+            None => {
+                if paused {
+                    metrics::counter!("rate_limit_fallbacks_total", "scope" => self.scope)
+                        .increment(1);
+                }
+                self.local.check(key)
+            }
         };
         if !decision.allowed {
             metrics::counter!("rate_limited_requests_total", "scope" => self.scope).increment(1);
@@ -83,10 +108,7 @@ impl Limiter {
         redis: &ConnectionManager,
         key: &str,
     ) -> redis::RedisResult<Decision> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = unix_seconds();
         let window = now / WINDOW.as_secs();
         let redis_key = format!(
             "{}:ratelimit:{}:{key}:{window}",

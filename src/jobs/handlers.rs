@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{JobName, JobReport, Trigger};
+use super::{JobName, JobOrigin, JobReport, Trigger};
 use crate::app::AppState;
-use crate::auth::actor::AdminActor;
+use crate::auth::actor::{AdminActor, RequestMeta};
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, OptionalJsonBody, Validator};
 use crate::loans::handlers::parse_date;
@@ -36,7 +36,8 @@ pub struct RunJobRequest {
     responses((status = 200, description = "What the run did", body = JobReport)))]
 async fn run_job(
     State(state): State<AppState>,
-    _admin: AdminActor,
+    AdminActor(admin): AdminActor,
+    meta: RequestMeta,
     Path(name): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<RunJobRequest>,
 ) -> AppResult<Json<JobReport>> {
@@ -45,8 +46,19 @@ async fn run_job(
     let mut validator = Validator::new();
     let as_of = validator.optional("asOf", body.as_of, |text| parse_date(&text));
     let as_of = validator.finish(|| as_of)?.unwrap_or_else(|| state.today());
-    let report = super::run(&state, job, as_of, Trigger::Api)
+    let origin = JobOrigin {
+        actor_id: admin.id,
+        meta,
+    };
+    // The run goes on in its own task: a request that times out or is
+    // abandoned does not cut the job off half-way.
+    let run =
+        tokio::spawn(
+            async move { super::run(&state, job, as_of, Trigger::Api, Some(origin)).await },
+        );
+    let report = run
         .await
+        .map_err(AppError::internal)?
         .map_err(AppError::Internal)?;
     Ok(Json(report))
 }

@@ -15,7 +15,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::app::AppState;
+use crate::auth::actor::RequestMeta;
 use crate::db::entities::job_run;
 
 pub mod archive;
@@ -106,23 +109,27 @@ impl JobReport {
     }
 }
 
+/// Who asked for a run through the API: its audit entries name them and
+/// carry the request's id, like every change a request makes.
+#[derive(Debug, Clone)]
+pub struct JobOrigin {
+    pub actor_id: Uuid,
+    pub meta: RequestMeta,
+}
+
 /// Runs `job` for `as_of` and records the run in `job_runs`.
 pub async fn run(
     state: &AppState,
     job: JobName,
     as_of: NaiveDate,
     trigger: Trigger,
+    origin: Option<JobOrigin>,
 ) -> anyhow::Result<JobReport> {
-    let run_id = start_run(
-        state,
-        job,
-        as_of,
-        trigger,
-        &format!("{}-{}", trigger.as_str().to_lowercase(), Uuid::now_v7()),
-    )
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("could not record the run"))?;
-    execute(state, job, as_of, run_id).await
+    let period = format!("{}-{}", trigger.as_str().to_lowercase(), Uuid::now_v7());
+    let run_id = start_run(state, job, as_of, trigger, &period)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("could not record the run"))?;
+    execute(state, job, as_of, run_id, origin.map(Arc::new)).await
 }
 
 /// Inserts the `job_runs` row; `None` when a scheduled run of this period
@@ -169,12 +176,13 @@ async fn execute(
     job: JobName,
     as_of: NaiveDate,
     run_id: Uuid,
+    origin: Option<Arc<JobOrigin>>,
 ) -> anyhow::Result<JobReport> {
     let started = std::time::Instant::now();
     let now = state.now();
     let result = match job {
         JobName::PaymentReminders => reminders::payment_reminders(state, as_of, now).await,
-        JobName::OverdueCheck => overdue::overdue_check(state, as_of, now).await,
+        JobName::OverdueCheck => overdue::overdue_check(state, as_of, now, origin).await,
         JobName::AuditArchive => archive::audit_archive(state, as_of, now).await,
     };
     let (status, processed, details) = match &result {

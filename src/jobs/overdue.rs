@@ -29,8 +29,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{BATCH_SIZE, JobName, JobReport};
+use std::sync::Arc;
+
+use super::JobOrigin;
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::auth::actor::RequestMeta;
 use crate::cache::CacheKind;
 use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
 use crate::money::{Money, Percent};
@@ -79,6 +83,7 @@ pub async fn overdue_check(
     state: &AppState,
     as_of: NaiveDate,
     now: DateTime<Utc>,
+    origin: Option<Arc<JobOrigin>>,
 ) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::OverdueCheck, as_of);
     let fee = FeeRule {
@@ -123,8 +128,10 @@ pub async fn overdue_check(
                 done??.add_to(&mut report);
             }
         }
-        let state = state.clone();
-        in_flight.spawn(async move { process_batch(&state, loans, as_of, now, fee).await });
+        let (state, origin) = (state.clone(), origin.clone());
+        in_flight.spawn(async move {
+            process_batch(&state, loans, as_of, now, fee, origin.as_deref()).await
+        });
     }
     while let Some(done) = in_flight.join_next().await {
         done??.add_to(&mut report);
@@ -140,11 +147,12 @@ async fn process_batch(
     as_of: NaiveDate,
     now: DateTime<Utc>,
     fee: FeeRule,
+    origin: Option<&JobOrigin>,
 ) -> anyhow::Result<Outcome> {
     let transaction = state.db.begin_write().await?;
     let batch = {
         let savepoint = transaction.begin().await?;
-        match process_loans(&savepoint, &loans, as_of, now, fee).await {
+        match process_loans(&savepoint, &loans, as_of, now, fee, origin).await {
             Ok(outcome) => savepoint.commit().await.map(|()| Some(outcome))?,
             Err(error) => {
                 savepoint.rollback().await?;
@@ -162,8 +170,15 @@ async fn process_batch(
             let mut total = Outcome::default();
             for loan_id in &loans {
                 let savepoint = transaction.begin().await?;
-                match process_loans(&savepoint, std::slice::from_ref(loan_id), as_of, now, fee)
-                    .await
+                match process_loans(
+                    &savepoint,
+                    std::slice::from_ref(loan_id),
+                    as_of,
+                    now,
+                    fee,
+                    origin,
+                )
+                .await
                 {
                     Ok(outcome) => {
                         savepoint.commit().await?;
@@ -244,6 +259,7 @@ fn plan(
     installments: &[installment::Model],
     as_of: NaiveDate,
     fee: FeeRule,
+    actor: Option<Uuid>,
 ) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     let by_id: BTreeMap<Uuid, &loan::Model> = loans.iter().map(|loan| (loan.id, loan)).collect();
@@ -298,7 +314,7 @@ fn plan(
                 dedup_key: Some(format!("penalty:{}", row.id)),
             });
             plan.audit.push(
-                AuditEntry::new(AuditAction::PenaltyApplied, None)
+                AuditEntry::new(AuditAction::PenaltyApplied, actor)
                     .entity(EntityType::Loan, loan.id)
                     .details(json!({ "installmentNumber": row.number, "amount": amount.to_string(), "asOf": as_of })),
             );
@@ -314,7 +330,7 @@ fn plan(
             plan.loans.entry(loan.id).or_insert((0, false)).1 = true;
             plan.outcome.loans_marked += 1;
             plan.audit.push(
-                AuditEntry::new(AuditAction::LoanOverdue, None)
+                AuditEntry::new(AuditAction::LoanOverdue, actor)
                     .entity(EntityType::Loan, loan.id)
                     .details(json!({ "asOf": as_of })),
             );
@@ -329,6 +345,7 @@ async fn process_loans(
     as_of: NaiveDate,
     now: DateTime<Utc>,
     fee: FeeRule,
+    origin: Option<&JobOrigin>,
 ) -> anyhow::Result<Outcome> {
     let loans = loan::Entity::find()
         .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
@@ -344,8 +361,14 @@ async fn process_loans(
         .order_by_asc(installment::Column::Number)
         .all(transaction)
         .await?;
-    let mut plan = plan(&loans, &installments, as_of, fee)?;
-    apply(transaction, &mut plan, as_of, now).await?;
+    let mut plan = plan(
+        &loans,
+        &installments,
+        as_of,
+        fee,
+        origin.map(|o| o.actor_id),
+    )?;
+    apply(transaction, &mut plan, as_of, now, origin.map(|o| &o.meta)).await?;
     Ok(plan.outcome)
 }
 
@@ -370,6 +393,7 @@ async fn apply(
     plan: &mut Plan,
     as_of: NaiveDate,
     now: DateTime<Utc>,
+    meta: Option<&RequestMeta>,
 ) -> anyhow::Result<()> {
     if !plan.installments.is_empty() {
         let ids: Vec<Uuid> = plan.installments.iter().map(|(id, _, _)| *id).collect();
@@ -464,6 +488,6 @@ async fn apply(
     let notifications = std::mem::take(&mut plan.notifications);
     plan.outcome.notifications =
         notifications::write_many_once(transaction, notifications, now).await?;
-    audit::record_many(transaction, std::mem::take(&mut plan.audit), now).await?;
+    audit::record_many(transaction, std::mem::take(&mut plan.audit), meta, now).await?;
     Ok(())
 }

@@ -90,5 +90,7 @@ pub async fn run_tick(
         tracing::debug!(job = job.as_str(), %period, "tick already claimed by another instance");
         return Ok(None);
     };
-    super::execute(state, job, as_of, run_id).await.map(Some)
+    super::execute(state, job, as_of, run_id, None)
+        .await
+        .map(Some)
 }

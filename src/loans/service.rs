@@ -115,12 +115,12 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
         .cache
         .get_or_load(CacheKind::Loan, loan_id, || async {
             let Some(loan) = loan::Entity::find_by_id(loan_id)
-                .one(&state.db.write)
+                .one(state.db.fresh())
                 .await?
             else {
                 return Ok::<_, AppError>(None);
             };
-            let schedule = installments_of(&state.db.write, loan.id).await?;
+            let schedule = installments_of(state.db.fresh(), loan.id).await?;
             let view = LoanView::new(loan, Some(schedule));
             let body = serde_json::to_string(&view).map_err(AppError::internal)?;
             Ok(Some(CachedLoan {

@@ -63,7 +63,14 @@ impl EmailQueue {
     pub async fn connect(config: &Config) -> anyhow::Result<EmailQueue> {
         let queue_name = config.email_queue.clone();
         if let Some(redis_url) = &config.redis_url {
-            let connection = apalis_redis::connect(redis_url.expose()).await?;
+            // Connected lazily: the worker starts (and keeps retrying) even
+            // while Redis is away.
+            let client = redis::Client::open(redis_url.expose())?;
+            let settings = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(10)))
+                .set_max_delay(Duration::from_secs(5));
+            let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, settings)?;
             let storage = RedisStorage::new(connection)
                 .with_config(apalis_redis::Config::default().queue(&queue_name));
             return Ok(EmailQueue::Redis(storage));
@@ -345,6 +352,37 @@ pub async fn relay_outbox(
     Ok(enqueued)
 }
 
+/// Notifications queued this long ago and still not emailed (their job
+/// died, or the process died between claiming and queueing them) go back
+/// to the outbox — for a day; after that they stay dead.
+const REDRIVE_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+const REDRIVE_FOR: chrono::Duration = chrono::Duration::hours(24);
+/// Relay rounds between two sweeps for stuck emails (about a minute).
+const SWEEP_EVERY: u32 = 120;
+
+/// Returns stuck notifications to the outbox; returns how many.
+pub async fn redrive_stuck(state: &AppState) -> anyhow::Result<u64> {
+    let now = state.now();
+    let released = notification::Entity::update_many()
+        .col_expr(
+            notification::Column::EmailEnqueuedAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(Expr::cust("emailed_at IS NULL"))
+        .filter(notification::Column::EmailEnqueuedAt.lt(now - REDRIVE_AFTER))
+        .filter(notification::Column::CreatedAt.gt(now - REDRIVE_FOR))
+        .exec(&state.db.write)
+        .await?;
+    if released.rows_affected > 0 {
+        tracing::warn!(
+            count = released.rows_affected,
+            "emails not sent in time returned to the outbox"
+        );
+        metrics::counter!("email_redriven_total").increment(released.rows_affected);
+    }
+    Ok(released.rows_affected)
+}
+
 /// Runs the relay every poll interval until `stop` turns true.
 pub async fn run_relay(
     state: AppState,
@@ -352,7 +390,17 @@ pub async fn run_relay(
     max_attempts: usize,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut round: u32 = 0;
     loop {
+        if round.is_multiple_of(SWEEP_EVERY)
+            && let Err(error) = redrive_stuck(&state).await
+        {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "email redrive failed; retrying"
+            );
+        }
+        round = round.wrapping_add(1);
         match relay_outbox(&state, &queue, max_attempts).await {
             Ok(count) if count > 0 => tracing::debug!(count, "email jobs enqueued"),
             Ok(_) => {}

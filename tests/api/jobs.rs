@@ -124,8 +124,9 @@ async fn overdue_check_marks_charges_once_and_is_idempotent() {
     );
     let penalty_audit = app.audit_rows("PENALTY_APPLIED").await;
     assert_eq!(penalty_audit.len(), 1);
-    assert_eq!(penalty_audit[0].actor_id, None);
-    assert_eq!(penalty_audit[0].request_id, None);
+    // Run through the API: the admin and the request are on record.
+    assert_eq!(penalty_audit[0].actor_id, Some(admin.id));
+    assert!(penalty_audit[0].request_id.is_some());
     assert_eq!(
         penalty_audit[0].details,
         json!({ "installmentNumber": 1, "amount": "44.42", "asOf": "2026-02-16" })
@@ -472,4 +473,59 @@ async fn a_loan_that_fails_is_left_for_the_next_run_and_the_rest_go_on() {
     let bad_loan = app.get(&format!("/loans/{bad}"), &admin.token).await.body;
     assert_eq!(bad_loan["status"], "OVERDUE");
     assert_eq!(bad_loan["penaltiesOutstanding"], "44.42");
+}
+
+#[tokio::test]
+async fn overdue_check_pages_through_more_rows_than_a_batch() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let borrower = app.register("many").await;
+    // 55 loans of 12 installments, all due in 2025: 660 overdue rows, more
+    // than one page of 500, with loans whose installments span two pages.
+    for n in 0..55 {
+        let loan_id = app.apply(&borrower, "1200.00", 12).await;
+        let first_due = format!("2025-01-{:02}", 16 + (n % 12));
+        app.approve(
+            &admin,
+            loan_id,
+            Some(json!({ "annualInterestRate": "0", "firstDueDate": first_due })),
+        )
+        .await;
+    }
+    let report = app.run_job(&admin, "overdue-check", "2026-01-15").await;
+    assert_eq!(
+        counts(
+            &report,
+            &[
+                "processed",
+                "installmentsMarkedOverdue",
+                "penaltiesApplied",
+                "loansMarkedOverdue",
+                "failed"
+            ]
+        ),
+        [660, 660, 660, 55, 0]
+    );
+    // Each fee is 5 % of 100.00; each loan owes twelve of them.
+    let loans = app
+        .get(
+            &format!("/loans/user/{}?limit=100&status=OVERDUE", borrower.id),
+            &admin.token,
+        )
+        .await;
+    let items = loans.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 55);
+    assert!(
+        items
+            .iter()
+            .all(|loan| loan["penaltiesOutstanding"] == "60.00")
+    );
+    let again = app.run_job(&admin, "overdue-check", "2026-01-15").await;
+    assert_eq!(
+        counts(
+            &again,
+            &["processed", "installmentsMarkedOverdue", "penaltiesApplied"]
+        ),
+        [660, 0, 0]
+    );
 }

@@ -9,5 +9,7 @@ mod loans;
 mod notifications;
 mod operations;
 mod payments;
+mod processes;
+mod scale;
 mod support;
 mod users;

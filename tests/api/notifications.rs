@@ -123,7 +123,18 @@ async fn users_list_their_notifications_and_mark_them_read() {
         )
         .await;
     assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
-    assert!(page.body["nextCursor"].is_string());
+    let cursor = page.body["nextCursor"].as_str().expect("a next page");
+    let next = app
+        .get(
+            &format!(
+                "/notifications/user/{}?limit=1&cursor={cursor}",
+                borrower.id
+            ),
+            &borrower.token,
+        )
+        .await;
+    assert_eq!(next.body["items"][0]["kind"], "LOAN_APPROVED");
+    assert_eq!(next.body["nextCursor"], json!(null));
 }
 
 /// Recipients and raw message of one received email.

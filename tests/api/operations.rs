@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::json;
 
-use crate::support::{TestApp, TestResponse, redis_configured};
+use crate::support::{TestApp, TestResponse, eventually, redis_configured};
 
 /// The app, and a second instance on the same database (and Redis) — or,
 /// with no Redis to share a cache through, the same instance again.
@@ -149,6 +149,10 @@ async fn the_service_keeps_answering_while_redis_is_away_and_recovers() {
     })
     .await;
     assert!(recovered, "readiness recovers by itself once Redis is back");
+    // The payment made while Redis was away could not invalidate the loan
+    // cached before; the epoch moved instead, so it is not served stale.
+    let fresh = app.get(&loan_path, &borrower.token).await;
+    assert_eq!(fresh.body["totalPaid"], "50.00");
     app.pay(&borrower, loan_id, json!("25.00"), None)
         .await
         .assert_status(201);
@@ -283,4 +287,60 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
             "{metric} is charted but not exported"
         );
     }
+}
+
+#[tokio::test]
+async fn a_write_whose_invalidation_failed_is_never_served_stale() {
+    if !redis_configured() {
+        eprintln!("needs TEST_REDIS_URL: this test runs its own Redis server");
+        return;
+    }
+    let redis = crate::support::RedisServer::start().await;
+    let app = TestApp::builder()
+        .env("REDIS_URL", &redis.url())
+        .build()
+        .await;
+    let other = loan_tracker::http::router(app.second_instance().await);
+    let (borrower, _, loan_id) = app.golden_loan().await;
+    let path = format!("/loans/{loan_id}");
+    assert_eq!(
+        app.get(&path, &borrower.token).await.body["totalPaid"],
+        "0.00"
+    );
+    assert_eq!(
+        get_via(&other, &path, &borrower.token).await.body["totalPaid"],
+        "0.00"
+    );
+
+    // Redis refuses writes for a moment (its data stays): the payment
+    // commits, but bumping the loan's generation fails.
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query_async(&mut connection)
+        .await
+        .expect("pause writes");
+    app.pay(&borrower, loan_id, json!("10.00"), None)
+        .await
+        .assert_status(201);
+    assert_eq!(
+        app.get(&path, &borrower.token).await.body["totalPaid"],
+        "10.00",
+        "bypassing its cache"
+    );
+
+    // Once Redis takes writes again, the epoch moves; no instance serves the
+    // loan as it was before the payment.
+    let settled = eventually(Duration::from_secs(15), async || {
+        get_via(&other, &path, &borrower.token).await.body["totalPaid"] == "10.00"
+    })
+    .await;
+    assert!(settled, "the other instance still serves the replaced loan");
+    let _ = &redis;
 }

@@ -1,0 +1,232 @@
+//! Real processes for the scale-out tests: the `loan-tracker` binary on
+//! its own port, and NGINX with the repository's configuration adapted to
+//! those ports. Both are stopped when dropped.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::support::eventually;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Whether NGINX can be run here.
+pub fn nginx_available() -> bool {
+    std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// One `loan-tracker serve` process.
+pub struct Service {
+    pub port: u16,
+    child: Option<Child>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts the binary with `vars` (the test app's configuration) plus
+    /// `extra`, and waits until it is ready.
+    pub async fn start(vars: &HashMap<String, String>, extra: &[(&str, &str)]) -> Service {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("service.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_loan-tracker"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(vars)
+            .envs(extra.iter().copied())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("LOG_FORMAT", "json")
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start loan-tracker");
+        let service = Service {
+            port,
+            child: Some(child),
+            log,
+            _dir: dir,
+        };
+        let url = service.url("/health/ready");
+        let client = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(30), async || {
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(
+            ready,
+            "service on {port} did not become ready: {}",
+            service.log_text()
+        );
+        service
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).expect("running")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit
+    /// code.
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let pid = self.pid();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "kill -TERM {pid}"
+        );
+        let mut child = self.child.take()?;
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("the service exits after SIGTERM")
+            .expect("exit status");
+        status.code()
+    }
+}
+
+/// NGINX run as our own process, from `deploy/nginx.conf` with the
+/// upstream servers, the listen address and the file paths adapted.
+pub struct Nginx {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+/// The shipped configuration with its paths moved under `dir`, listening
+/// on `port` and proxying to `upstreams`.
+pub fn adapted_nginx_config(dir: &std::path::Path, port: u16, upstreams: &[u16]) -> String {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx.conf"))
+            .expect("deploy/nginx.conf");
+    let servers: String = upstreams
+        .iter()
+        .map(|upstream| {
+            format!("server 127.0.0.1:{upstream} max_fails=2 fail_timeout=5s;\n        ")
+        })
+        .collect();
+    let adapted = shipped
+        .replace(
+            "server app1:8080 max_fails=2 fail_timeout=5s;\n        server app2:8080 max_fails=2 fail_timeout=5s;\n        ",
+            &servers,
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("/var/log/nginx/error.log", &dir.join("error.log").display().to_string())
+        .replace("/var/log/nginx/access.log", &dir.join("access.log").display().to_string())
+        .replace("/var/run/nginx.pid", &dir.join("nginx.pid").display().to_string())
+        .replace("worker_processes auto;", "worker_processes 1;");
+    assert!(
+        adapted.contains("127.0.0.1:"),
+        "the upstream block was not found"
+    );
+    // Temporary files of a non-root NGINX go to its own directory.
+    adapted.replace(
+        "http {\n",
+        &format!(
+            "http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    \
+             fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n",
+            d = dir.display()
+        ),
+    )
+}
+
+impl Nginx {
+    pub async fn start(upstreams: &[u16]) -> Nginx {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let config = dir.path().join("nginx.conf");
+        std::fs::write(&config, adapted_nginx_config(dir.path(), port, upstreams))
+            .expect("write nginx.conf");
+        let child = Command::new("nginx")
+            .args([
+                "-p",
+                &dir.path().display().to_string(),
+                "-c",
+                &config.display().to_string(),
+            ])
+            .args(["-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let nginx = Nginx { port, child, dir };
+        let url = nginx.url("/health/live");
+        let client = reqwest::Client::new();
+        let up = eventually(Duration::from_secs(10), async || {
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(
+            up,
+            "nginx did not start: {}",
+            std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default()
+        );
+        nginx
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Asks the master process to stop (it stops its workers) and waits.
+    pub async fn stop(mut self) {
+        self.terminate();
+        let _ = self.child.wait().await;
+    }
+
+    fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Nginx {
+    /// A SIGKILLed master would leave its workers running; SIGTERM makes it
+    /// take them down with it.
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
