@@ -12,6 +12,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::rate_limit::Limiter;
+use crate::read_routing::RecentWriters;
 
 /// In-process cache entries kept at most, without Redis.
 const LOCAL_CACHE_CAPACITY: u64 = 50_000;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub auth_limiter: Arc<Limiter>,
     /// All requests per client (user, else IP).
     pub rate_limiter: Arc<Limiter>,
+    /// When each user last wrote, for routing their reads.
+    pub recent_writers: Arc<RecentWriters>,
 }
 
 impl AppState {
@@ -60,6 +63,11 @@ impl AppState {
             prefix,
         );
         let rate_limiter = Limiter::new("api", config.rate_limit_per_minute, redis.clone(), prefix);
+        let recent_writers = RecentWriters::new(
+            config.read_your_writes,
+            redis.clone(),
+            &config.redis_key_prefix,
+        );
         crate::metrics::install();
         Ok(AppState {
             config: Arc::new(config),
@@ -71,6 +79,7 @@ impl AppState {
             cache,
             auth_limiter: Arc::new(auth_limiter),
             rate_limiter: Arc::new(rate_limiter),
+            recent_writers: Arc::new(recent_writers),
         })
     }
 

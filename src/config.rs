@@ -14,7 +14,7 @@
 //! | `ADMIN_EMAIL`, `ADMIN_USERNAME`, `ADMIN_PASSWORD` | — | bootstrap administrator |
 //! | `RATE_LIMIT_PER_MINUTE` | `300` | requests per minute per client |
 //! | `AUTH_RATE_LIMIT_PER_MINUTE` | `10` | login + register attempts per minute per IP |
-//! | `TRUSTED_PROXIES` | — | comma-separated IPs whose `X-Forwarded-For` is believed |
+//! | `TRUSTED_PROXIES` | — | comma-separated IPs or networks (CIDR) whose `X-Forwarded-For` is believed |
 //! | `CURRENCY`, `TIMEZONE` | `USD`, `UTC` | |
 //! | `DEFAULT_ANNUAL_INTEREST_RATE` | `12.0` | percent quoted at application |
 //! | `LATE_FEE_PERCENT`, `LATE_FEE_GRACE_DAYS` | `5.0`, `0` | late fee |
@@ -31,6 +31,7 @@
 //! | `AUDIT_ARCHIVE_CRON` | `0 0 3 * * Sun` | when `audit-archive` runs |
 //! | `EMAIL_QUEUE` | `emails` | queue name (in the database or Redis) |
 //! | `REDIS_KEY_PREFIX` | `loan-tracker` | prefix of the cache and rate-limit keys in Redis |
+//! | `READ_YOUR_WRITES_SECS` | `10` | after a user's write, their lists read the primary this long |
 //! | `HSTS_MAX_AGE_SECS` | — | send `Strict-Transport-Security` with this max-age (behind HTTPS only) |
 //! | `EMAIL_MAX_ATTEMPTS` | `8` | sends of one email before its job is dead |
 //! | `EMAIL_RETRY_BACKOFF_MS` | `1000` | first retry delay, doubling up to 64× |
@@ -51,6 +52,61 @@ use crate::money::{Money, Percent};
 
 /// Token lifetimes above ten years are certainly a typo.
 const MAX_TOKEN_TTL_SECS: u64 = 10 * 366 * 24 * 3600;
+
+/// An address or a network (`10.0.0.7`, `172.28.0.0/16`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(*ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(*ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.parse().map_err(|error| format!("{error}"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|prefix| *prefix <= max)
+                .ok_or_else(|| format!("the prefix must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(IpRange { network, prefix })
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
 
 /// Which database the service talks to; chosen by the URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +194,7 @@ pub struct Config {
     pub admin_bootstrap: Option<AdminBootstrap>,
     pub rate_limit_per_minute: u32,
     pub auth_rate_limit_per_minute: u32,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpRange>,
     pub currency: String,
     pub timezone: Tz,
     pub default_annual_interest_rate: Percent,
@@ -163,6 +219,7 @@ pub struct Config {
     pub email_retry_backoff: Duration,
     pub hsts_max_age_secs: Option<u64>,
     pub redis_key_prefix: String,
+    pub read_your_writes: Duration,
 }
 
 /// A configuration variable that could not be used.
@@ -194,6 +251,19 @@ impl Config {
                 data_dir.join("loan-tracker.db").display()
             )),
         };
+        let database_read_url = vars.optional_with("DATABASE_READ_URL", DatabaseUrl::parse)?;
+        if database_read_url.is_some()
+            && (database_url.kind() != DatabaseKind::Postgres
+                || database_read_url
+                    .as_ref()
+                    .is_some_and(|url| url.kind() != DatabaseKind::Postgres))
+        {
+            return Err(ConfigError {
+                variable: "DATABASE_READ_URL",
+                message: "a read replica needs DATABASE_URL and DATABASE_READ_URL on PostgreSQL"
+                    .to_owned(),
+            });
+        }
         let jwt_secret = match vars.raw("JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
                 return Err(ConfigError {
@@ -275,7 +345,7 @@ impl Config {
             port: vars.parsed("PORT", 8080u16)?,
             data_dir,
             database_url,
-            database_read_url: vars.optional_with("DATABASE_READ_URL", DatabaseUrl::parse)?,
+            database_read_url,
             database_max_connections: vars.parsed("DATABASE_MAX_CONNECTIONS", 16u32)?.max(1),
             redis_url: vars.optional_with("REDIS_URL", |value| {
                 if value.starts_with("redis://") || value.starts_with("rediss://") {
@@ -352,6 +422,11 @@ impl Config {
             redis_key_prefix: vars
                 .raw("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "loan-tracker".to_owned()),
+            read_your_writes: Duration::from_secs(vars.bounded(
+                "READ_YOUR_WRITES_SECS",
+                10,
+                3600,
+            )?),
         })
     }
 
@@ -524,6 +599,21 @@ mod tests {
             ("JWT_SECRET", secret),
         ]);
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_may_be_networks() {
+        let range: IpRange = "172.28.0.0/16".parse().expect("range");
+        assert!(range.contains(&"172.28.3.4".parse().expect("ip")));
+        assert!(!range.contains(&"172.29.0.1".parse().expect("ip")));
+        let single: IpRange = "10.0.0.7".parse().expect("address");
+        assert!(single.contains(&"10.0.0.7".parse().expect("ip")));
+        assert!(!single.contains(&"10.0.0.8".parse().expect("ip")));
+        let everything: IpRange = "0.0.0.0/0".parse().expect("range");
+        assert!(everything.contains(&"8.8.8.8".parse().expect("ip")));
+        let v6: IpRange = "fd00::/8".parse().expect("range");
+        assert!(v6.contains(&"fd12::1".parse().expect("ip")));
+        assert!("10.0.0.0/33".parse::<IpRange>().is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod money;
 pub mod notifications;
 pub mod payments;
+pub mod read_routing;
 pub mod schedule;
 pub mod startup;
 pub mod users;

@@ -25,7 +25,8 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
-    /// Run only the email worker and the job scheduler (no HTTP).
+    /// Run only the email worker and the job scheduler; on HOST:PORT it
+    /// serves nothing but /health/* and /metrics.
     Worker,
     /// Run scheduled jobs by hand.
     Jobs {
@@ -43,6 +44,9 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the service on HOST:PORT answers /health/ready with 200
+    /// (for container health checks; needs no curl in the image).
+    Healthcheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +62,9 @@ enum JobsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck();
+    }
     if let Some(Command::Openapi) = cli.command {
         return match serde_json::to_string_pretty(&loan_tracker::http::openapi_document()) {
             Ok(json) => {
@@ -118,8 +125,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             startup::serve(state, listener, !no_worker).await
         }
         Command::Worker => {
+            let address = config.listen_address();
             let state = startup::build_state(config, startup::system_clock()).await?;
-            startup::run_worker(state).await
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+            startup::run_worker(state, listener).await
         }
         Command::Jobs {
             command: JobsCommand::Run { name, as_of },
@@ -171,6 +182,46 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("an account with email {} already exists", email.as_str())
             }
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Healthcheck => Ok(()),
+    }
+}
+
+/// `GET /health/ready` on this instance over plain HTTP/1.1.
+fn healthcheck() -> ExitCode {
+    use std::io::{Read, Write};
+    let host = std::env::var("HOST")
+        .ok()
+        .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::");
+    let host = host.unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port = std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "8080".to_owned());
+    let address = format!("{host}:{port}");
+    let timeout = std::time::Duration::from_secs(3);
+    let probe = || -> std::io::Result<bool> {
+        let socket = std::net::ToSocketAddrs::to_socket_addrs(&address)?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&socket, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(
+            format!("GET /health/ready HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut head = [0u8; 32];
+        let read = stream.read(&mut head)?;
+        Ok(head[..read].starts_with(b"HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("not ready");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("unreachable: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -133,6 +133,9 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
 
 /// How long in-flight background work may take to finish at shutdown.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(20);
+/// How long in-flight requests may take to finish at shutdown (a little
+/// more than the request timeout).
+const DRAIN_GRACE: Duration = Duration::from_secs(35);
 
 /// Serves `state` on `listener` until SIGINT or SIGTERM, then lets
 /// in-flight requests finish. With `background`, the email worker, relay
@@ -146,13 +149,28 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
     };
     let app = crate::http::router(state);
     tracing::info!(%address, background, "listening");
-    let served = axum::serve(
+    let (signalled, mut signal) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server error");
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(true);
+    })
+    .into_future();
+    // After the signal, in-flight requests get DRAIN_GRACE to finish.
+    let drain_deadline = async {
+        let _ = signal.wait_for(|stop| *stop).await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    let served = tokio::select! {
+        result = server => result.context("server error"),
+        () = drain_deadline => {
+            tracing::warn!("requests still running after the drain grace period; stopping anyway");
+            Ok(())
+        }
+    };
     if let Some(workers) = workers {
         workers.stop(BACKGROUND_GRACE).await;
     }
@@ -161,12 +179,19 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
     Ok(())
 }
 
-/// Runs only the background work (no HTTP) until SIGINT or SIGTERM.
-pub async fn run_worker(state: AppState) -> anyhow::Result<()> {
-    let workers = crate::worker::Background::start(state).await?;
-    tracing::info!("worker running");
-    shutdown_signal().await;
+/// Runs only the background work until SIGINT or SIGTERM. The only HTTP
+/// it serves, on `listener`, is `/health/*` and `/metrics`.
+pub async fn run_worker(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let workers = crate::worker::Background::start(state.clone()).await?;
+    let operations = crate::http::operations_router(state);
+    tracing::info!(%address, "worker running; serving health and metrics only");
+    let served = axum::serve(listener, operations)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error");
     workers.stop(BACKGROUND_GRACE).await;
+    served?;
     tracing::info!("worker shut down");
     Ok(())
 }

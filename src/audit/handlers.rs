@@ -156,7 +156,7 @@ async fn list_audit_logs(
     if let Some(to) = to {
         select = select.filter(audit_log::Column::CreatedAt.lte(to));
     }
-    let rows = select.all(&state.db.read).await?;
+    let rows = select.all(state.list_reader(actor.id).await).await?;
     Ok(Json(Page::from_rows(
         rows,
         &page,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::cache::CacheKind;
+use crate::config::IpRange;
 use crate::db::entities::{Role, user};
 use crate::http::error::{AppError, AppResult};
 
@@ -174,19 +175,20 @@ impl FromRequestParts<AppState> for RequestMeta {
 /// The client's address: the TCP peer, or, when the peer is a trusted
 /// proxy, the right-most address in `X-Forwarded-For` that is not itself a
 /// trusted proxy (entries further left can be forged by the client).
-pub fn client_ip(parts: &Parts, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_ip(parts: &Parts, trusted_proxies: &[IpRange]) -> Option<IpAddr> {
     client_ip_of(&parts.extensions, &parts.headers, trusted_proxies)
 }
 
 pub fn client_ip_of(
     extensions: &axum::http::Extensions,
     headers: &axum::http::HeaderMap,
-    trusted_proxies: &[IpAddr],
+    trusted_proxies: &[IpRange],
 ) -> Option<IpAddr> {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
-    if !trusted_proxies.contains(&peer) {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|range| range.contains(ip));
+    if !trusted(&peer) {
         return Some(peer);
     }
     let forwarded: Vec<IpAddr> = headers
@@ -200,7 +202,7 @@ pub fn client_ip_of(
         forwarded
             .into_iter()
             .rev()
-            .find(|ip| !trusted_proxies.contains(ip))
+            .find(|ip| !trusted(ip))
             .unwrap_or(peer),
     )
 }
@@ -232,11 +234,12 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let proxies: [IpRange; 1] = ["10.0.0.0/24".parse().expect("range")];
         let forged = parts("203.0.113.9:5000", Some("1.2.3.4"));
-        assert_eq!(client_ip(&forged, &[proxy]), "203.0.113.9".parse().ok());
-        let proxied = parts("10.0.0.1:5000", Some("6.6.6.6, 198.51.100.7"));
-        assert_eq!(client_ip(&proxied, &[proxy]), "198.51.100.7".parse().ok());
+        assert_eq!(client_ip(&forged, &proxies), "203.0.113.9".parse().ok());
+        let proxied = parts("10.0.0.1:5000", Some("6.6.6.6, 198.51.100.7, 10.0.0.2"));
+        assert_eq!(client_ip(&proxied, &proxies), "198.51.100.7".parse().ok());
         let bare = parts("10.0.0.1:5000", None);
-        assert_eq!(client_ip(&bare, &[proxy]), Some(proxy));
+        assert_eq!(client_ip(&bare, &proxies), Some(proxy));
     }
 }

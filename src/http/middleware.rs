@@ -179,3 +179,31 @@ pub async fn track_metrics(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// With a read replica, notes every successful write by a signed-in user,
+/// so that their lists read the primary for a while (see
+/// [`crate::read_routing`]).
+pub async fn remember_writes(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let reads_only = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let writer = if reads_only || state.config.database_read_url.is_none() {
+        None
+    } else {
+        crate::auth::actor::bearer_token_of(request.headers())
+            .and_then(|token| state.tokens.verify_access(token, state.now()).ok())
+            .map(|claims| claims.sub)
+    };
+    let response = next.run(request).await;
+    if let Some(user) = writer
+        && response.status().is_success()
+    {
+        state.recent_writers.mark(user, state.now()).await;
+    }
+    response
+}

@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::remember_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::rate_limit,
         ));
     if !config.cors_origins.is_empty() {
@@ -148,6 +152,18 @@ pub fn router(state: AppState) -> Router {
             )),
     )
     .with_state(state)
+}
+
+/// What a worker process serves: health probes and metrics, no API.
+pub fn operations_router(state: AppState) -> Router {
+    let (health, _) = OpenApiRouter::new()
+        .merge(health::router())
+        .split_for_parts();
+    health
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(|| async { AppError::NotFound("Resource") })
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -160,7 +160,7 @@ async fn list_user_loans(
         status,
     };
     Ok(Json(
-        service::list(&state.db.read, filter, &page, after).await?,
+        service::list(state.list_reader(actor.id).await, filter, &page, after).await?,
     ))
 }
 
@@ -181,7 +181,7 @@ async fn list_loans(
         status,
     };
     Ok(Json(
-        service::list(&state.db.read, filter, &page, after).await?,
+        service::list(state.list_reader(actor.id).await, filter, &page, after).await?,
     ))
 }
 

@@ -102,7 +102,7 @@ async fn list_notifications(
     if let Some(after) = after {
         select = select.filter(notification::Column::Id.lt(after));
     }
-    let rows = select.all(&state.db.read).await?;
+    let rows = select.all(state.list_reader(actor.id).await).await?;
     Ok(Json(Page::from_rows(
         rows,
         &page,

@@ -125,7 +125,14 @@ async fn payment_history(
     });
     validator.finish(|| Some(()))?;
     Ok(Json(
-        service::history(&state.db.read, user_id, loan_id, &page, after).await?,
+        service::history(
+            state.list_reader(actor.id).await,
+            user_id,
+            loan_id,
+            &page,
+            after,
+        )
+        .await?,
     ))
 }
 
@@ -163,7 +170,14 @@ async fn overdue(
     let as_of = validator.finish(|| as_of)?;
     let scope = (!actor.is_staff()).then_some(actor.id);
     Ok(Json(
-        service::overdue(&state.db.read, scope, as_of, &page, after).await?,
+        service::overdue(
+            state.list_reader(actor.id).await,
+            scope,
+            as_of,
+            &page,
+            after,
+        )
+        .await?,
     ))
 }
 

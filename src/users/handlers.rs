@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("bearerAuth" = [])),
     responses((status = 200, description = "The caller", body = UserView)))]
 async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<UserView>> {
-    Ok(Json(service::user_view(&state.db.read, actor.id).await?))
+    Ok(Json(service::user_view(state.db.fresh(), actor.id).await?))
 }
 
 /// Role to filter the user list by.
@@ -70,7 +70,7 @@ async fn list_users(
     };
     validator.finish(|| Some(()))?;
     Ok(Json(
-        service::list_users(&state.db.read, role, &page, after).await?,
+        service::list_users(state.list_reader(actor.id).await, role, &page, after).await?,
     ))
 }
 
@@ -85,7 +85,7 @@ async fn get_user(
     PathId(id): PathId,
 ) -> AppResult<Json<UserView>> {
     actor.require_self_or_staff(id)?;
-    Ok(Json(service::user_view(&state.db.read, id).await?))
+    Ok(Json(service::user_view(state.db.fresh(), id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -132,7 +132,7 @@ async fn get_profile(
     PathId(id): PathId,
 ) -> AppResult<Json<ProfileView>> {
     actor.require_self_or_staff(id)?;
-    Ok(Json(service::profile_view(&state.db.read, id).await?))
+    Ok(Json(service::profile_view(state.db.fresh(), id).await?))
 }
 
 /// The caller's own profile; 404 if none yet.
@@ -143,7 +143,9 @@ async fn get_my_profile(
     State(state): State<AppState>,
     actor: Actor,
 ) -> AppResult<Json<ProfileView>> {
-    Ok(Json(service::profile_view(&state.db.read, actor.id).await?))
+    Ok(Json(
+        service::profile_view(state.db.fresh(), actor.id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -37,12 +37,21 @@ impl Service {
     /// Starts the binary with `vars` (the test app's configuration) plus
     /// `extra`, and waits until it is ready.
     pub async fn start(vars: &HashMap<String, String>, extra: &[(&str, &str)]) -> Service {
+        Self::start_command(&["serve"], vars, extra).await
+    }
+
+    /// Starts `loan-tracker <arguments>` (a command that listens on PORT).
+    pub async fn start_command(
+        arguments: &[&str],
+        vars: &HashMap<String, String>,
+        extra: &[(&str, &str)],
+    ) -> Service {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("service.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_loan-tracker"))
-            .arg("serve")
+            .args(arguments)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(vars)
@@ -81,6 +90,17 @@ impl Service {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs `loan-tracker healthcheck` against this instance.
+    pub async fn healthcheck(&self) -> bool {
+        Command::new(env!("CARGO_BIN_EXE_loan-tracker"))
+            .arg("healthcheck")
+            .env("PORT", self.port.to_string())
+            .env("HOST", "0.0.0.0")
+            .status()
+            .await
+            .is_ok_and(|status| status.success())
     }
 
     pub fn pid(&self) -> u32 {

@@ -420,7 +420,12 @@ async fn sigterm_finishes_accepted_payments_and_exits_cleanly() {
     })
     .await;
     assert!(warmed_up);
+    assert!(
+        service.healthcheck().await,
+        "loan-tracker healthcheck says ready"
+    );
     let exit_code = service.terminate().await;
+    assert!(!service.healthcheck().await, "and not ready once stopped");
     while streams.join_next().await.is_some() {}
 
     assert_eq!(exit_code, Some(0), "a clean exit: {}", service.log_text());
@@ -488,4 +493,27 @@ fn the_shipped_nginx_config_passes_nginx_t() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn a_worker_serves_health_and_metrics_only() {
+    let app = TestApp::spawn().await;
+    let worker = Service::start_command(&["worker"], &app.vars, &[]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (client, url) = (client.clone(), worker.url(path));
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(get("/health/live").await, 200);
+    assert_eq!(get("/health/ready").await, 200);
+    assert_eq!(get("/metrics").await, 200);
+    assert_eq!(get("/users/me").await, 404, "no API in a worker");
+    assert_eq!(get("/openapi.json").await, 404);
 }

@@ -42,14 +42,25 @@ pub struct TestApp {
 
 enum TestDatabase {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { server_url: String, name: String },
+    Postgres {
+        server_url: String,
+        name: String,
+        replica: Option<String>,
+    },
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let TestDatabase::Postgres { server_url, name } = self {
+        if let TestDatabase::Postgres {
+            server_url,
+            name,
+            replica,
+        } = self
+        {
             let server_url = server_url.clone();
-            let name = name.clone();
+            let names: Vec<String> = std::iter::once(name.clone())
+                .chain(replica.clone())
+                .collect();
             // Drop runs outside async; use a throwaway runtime on its own
             // thread to remove the database.
             let _ = std::thread::spawn(move || {
@@ -59,11 +70,13 @@ impl Drop for TestDatabase {
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         if let Ok(server) = sea_orm::Database::connect(&server_url).await {
-                            let _ = server
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                                ))
-                                .await;
+                            for name in &names {
+                                let _ = server
+                                    .execute_unprepared(&format!(
+                                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                    ))
+                                    .await;
+                            }
                             let _ = server.close().await;
                         }
                     });
@@ -76,11 +89,19 @@ impl Drop for TestDatabase {
 
 pub struct TestAppBuilder {
     vars: HashMap<String, String>,
+    replica: bool,
 }
 
 impl TestAppBuilder {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// On PostgreSQL: a second, separately migrated database as the read
+    /// replica — one that never catches up, so every read it serves shows.
+    pub fn with_lagging_replica(mut self) -> Self {
+        self.replica = true;
         self
     }
 
@@ -98,7 +119,39 @@ impl TestAppBuilder {
                 server.close().await.expect("close admin connection");
                 let url = replace_database_name(&server_url, &name);
                 let data_dir = std::env::temp_dir().join(&name);
-                (TestDatabase::Postgres { server_url, name }, url, data_dir)
+                let replica = if self.replica {
+                    let replica_name = format!("{name}_replica");
+                    let server = sea_orm::Database::connect(&server_url)
+                        .await
+                        .expect("connect");
+                    server
+                        .execute_unprepared(&format!("CREATE DATABASE \"{replica_name}\""))
+                        .await
+                        .expect("create replica database");
+                    server.close().await.expect("close");
+                    let replica_url = replace_database_name(&server_url, &replica_name);
+                    let replica = sea_orm::Database::connect(&replica_url)
+                        .await
+                        .expect("connect replica");
+                    <loan_tracker::db::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&replica, None)
+                        .await
+                        .expect("migrate replica");
+                    replica.close().await.expect("close replica");
+                    self.vars
+                        .insert("DATABASE_READ_URL".to_owned(), replica_url);
+                    Some(replica_name)
+                } else {
+                    None
+                };
+                (
+                    TestDatabase::Postgres {
+                        server_url,
+                        name,
+                        replica,
+                    },
+                    url,
+                    data_dir,
+                )
             }
             _ => {
                 let dir = tempfile::tempdir().expect("temporary directory");
@@ -251,6 +304,7 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             vars: HashMap::new(),
+            replica: false,
         }
     }
 
