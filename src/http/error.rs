@@ -140,8 +140,37 @@ impl AppError {
 }
 
 impl From<sea_orm::DbErr> for AppError {
+    /// A database that cannot be reached (restarting, pool exhausted) is a
+    /// 503 the client may retry; anything else is an internal error.
     fn from(error: sea_orm::DbErr) -> Self {
+        if is_unreachable(&error) {
+            tracing::warn!(error = %error, "database unreachable");
+            return AppError::Unavailable(
+                "The database is unavailable; try again shortly.".to_owned(),
+            );
+        }
         AppError::Internal(anyhow::Error::new(error).context("database error"))
+    }
+}
+
+fn is_unreachable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ) || inner
+                .as_database_error()
+                // PostgreSQL shutting down or refusing connections (class 57P, 08).
+                .and_then(|database| database.code())
+                .is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+        }
+        _ => false,
     }
 }
 

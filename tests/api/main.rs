@@ -10,6 +10,7 @@ mod notifications;
 mod operations;
 mod payments;
 mod processes;
+mod reliability;
 mod replica;
 mod scale;
 mod support;

@@ -250,3 +250,156 @@ impl Drop for Nginx {
         self.terminate();
     }
 }
+
+/// A PostgreSQL server of the test's own (initdb into a temporary
+/// directory, on a free loopback port), which the test may stop and start.
+pub struct PostgresServer {
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    /// `None` when PostgreSQL's server binaries are not installed.
+    pub async fn start() -> Option<PostgresServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .find(|bin| bin.join("pg_ctl").exists())?;
+        let dir = tempfile::Builder::new().prefix("lt-pg").tempdir().ok()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).ok()?;
+        // PostgreSQL refuses to run as root: hand the directory to `postgres`.
+        if is_root() {
+            let owner = |flag: &str| -> Option<u32> {
+                let output = std::process::Command::new("id")
+                    .args([flag, "postgres"])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+            };
+            let (uid, gid) = (owner("-u")?, owner("-g")?);
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid)).ok()?;
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).ok()?;
+        }
+        let server = PostgresServer {
+            port: free_port(),
+            bin,
+            data,
+            dir,
+        };
+        let initdb = server
+            .run(
+                "initdb",
+                &[
+                    "-D",
+                    &server.data.display().to_string(),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ],
+            )
+            .await;
+        assert!(initdb, "initdb failed");
+        server.start_again().await;
+        Some(server)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    async fn run(&self, program: &str, arguments: &[&str]) -> bool {
+        let path = self.bin.join(program).display().to_string();
+        let mut command = if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--", &path]);
+            command
+        } else {
+            Command::new(&path)
+        };
+        command
+            .args(arguments)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Starts (or restarts) the server and waits until it accepts connections.
+    pub async fn start_again(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        let started = self
+            .run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    &self.data.display().to_string(),
+                    "-o",
+                    &options,
+                    "-l",
+                    &log,
+                    "-w",
+                    "start",
+                ],
+            )
+            .await;
+        assert!(
+            started,
+            "pg_ctl start failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server (`fast`: open sessions are cut).
+    pub async fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data.display().to_string(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        )
+        .await;
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let path = self.bin.join("pg_ctl").display().to_string();
+        let data = self.data.display().to_string();
+        let mut command = if is_root() {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", &path]);
+            command
+        } else {
+            std::process::Command::new(&path)
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
