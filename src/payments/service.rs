@@ -423,13 +423,17 @@ pub async fn overdue(
     }
     let rows = query.all(connection).await?;
     let loan_ids: Vec<Uuid> = rows.iter().map(|row| row.loan_id).collect();
-    let currencies: HashMap<Uuid, String> = loan::Entity::find()
-        .filter(loan::Column::Id.is_in(loan_ids))
-        .all(connection)
-        .await?
-        .into_iter()
-        .map(|loan| (loan.id, loan.currency))
-        .collect();
+    let currencies: HashMap<Uuid, String> = if loan_ids.is_empty() {
+        HashMap::new()
+    } else {
+        loan::Entity::find()
+            .filter(loan::Column::Id.is_in(loan_ids))
+            .all(connection)
+            .await?
+            .into_iter()
+            .map(|loan| (loan.id, loan.currency))
+            .collect()
+    };
     Ok(Page::from_rows(
         rows,
         page,
