@@ -14,11 +14,23 @@ use crate::db::Db;
 use crate::http::rate_limit::Limiter;
 use crate::read_routing::RecentWriters;
 
-/// In-process cache entries kept at most, without Redis.
-const LOCAL_CACHE_CAPACITY: u64 = 50_000;
+/// Cache entries kept at most in process memory.
+const NEAR_CACHE_CAPACITY: u64 = 50_000;
 
+/// Cloned into every request (by each middleware and extractor), so it is
+/// one reference-counted pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
     pub clock: SharedClock,
@@ -51,9 +63,14 @@ impl AppState {
             Some(url) => Some(crate::cache::connect(url.expose())?),
             None => None,
         };
-        let cache = match &redis {
-            Some(connection) => Cache::redis(connection.clone(), &config.redis_key_prefix),
-            None => Cache::local(LOCAL_CACHE_CAPACITY),
+        let cache = match (&redis, &config.redis_url) {
+            (Some(connection), Some(url)) => Cache::redis(
+                connection.clone(),
+                url.expose(),
+                &config.redis_key_prefix,
+                NEAR_CACHE_CAPACITY,
+            )?,
+            _ => Cache::local(NEAR_CACHE_CAPACITY),
         };
         let prefix = &config.redis_key_prefix;
         let auth_limiter = Limiter::new(
@@ -69,7 +86,7 @@ impl AppState {
             &config.redis_key_prefix,
         );
         crate::metrics::install();
-        Ok(AppState {
+        Ok(AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
             clock,
@@ -80,7 +97,7 @@ impl AppState {
             auth_limiter: Arc::new(auth_limiter),
             rate_limiter: Arc::new(rate_limiter),
             recent_writers: Arc::new(recent_writers),
-        })
+        })))
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod http;
 pub mod jobs;
 pub mod loans;
+pub mod log_sink;
 pub mod metrics;
 pub mod money;
 pub mod notifications;

@@ -15,26 +15,27 @@ use crate::auth::service::ensure_admin;
 use crate::clock::SharedClock;
 use crate::config::{Config, LogFormat};
 use crate::db::Db;
+use crate::log_sink::{LogGuard, LogSink};
 use crate::users::domain::{Email, NewPassword, Username};
 
 /// Installs the global `tracing` subscriber: JSON lines unless asked for
 /// pretty output; `RUST_LOG` filters (default `info`). Long-running
 /// commands log to stdout; one-shot commands to stderr, keeping stdout for
-/// their output.
-pub fn init_tracing(format: LogFormat, to_stderr: bool) {
+/// their output. Lines are written by a background thread (see
+/// [`crate::log_sink`]); hold the guard until exit so none are lost.
+pub fn init_tracing(format: LogFormat, to_stderr: bool) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let writer =
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
-            if to_stderr {
-                Box::new(std::io::stderr())
-            } else {
-                Box::new(std::io::stdout())
-            }
-        });
+    let (sink, guard) = match LogSink::start(to_stderr) {
+        Ok(started) => started,
+        Err(error) => {
+            eprintln!("cannot start the log writer: {error}");
+            return None;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(sink);
     let result = match format {
         LogFormat::Json => builder
             .json()
@@ -47,6 +48,7 @@ pub fn init_tracing(format: LogFormat, to_stderr: bool) {
     if let Err(error) = result {
         eprintln!("logging was already initialised: {error}");
     }
+    Some(guard)
 }
 
 const JWT_SECRET_FILE: &str = "jwt-secret";

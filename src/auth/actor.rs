@@ -10,6 +10,7 @@ use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::tokens::AccessClaims;
 use crate::cache::CacheKind;
 use crate::config::IpRange;
 use crate::db::entities::{Role, user};
@@ -36,15 +37,12 @@ impl FromRequestParts<AppState> for Actor {
         if let Some(actor) = parts.extensions.get::<Actor>() {
             return Ok(*actor);
         }
-        let token = bearer_token_of(&parts.headers).ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
-        let claims = state
-            .tokens
-            .verify_access(token, state.now())
-            .map_err(|_| AppError::Unauthorized(INVALID_TOKEN))?;
+        let claims = verified_claims(&parts.extensions, &parts.headers, state)
+            .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
         // The role comes from the database (through the cache, which a
         // role change invalidates), not the token: a demotion takes effect
         // at once, and a deleted user's tokens stop working.
-        let actor = state
+        let actor = *state
             .cache
             .get_or_load(CacheKind::User, claims.sub, || async {
                 let user = user::Entity::find_by_id(claims.sub)
@@ -57,9 +55,18 @@ impl FromRequestParts<AppState> for Actor {
             })
             .await?
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
-        tracing::Span::current().record("user_id", tracing::field::display(actor.id));
         parts.extensions.insert(actor);
         Ok(actor)
+    }
+}
+
+impl crate::cache::Cacheable for Actor {
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn decode(text: &str) -> Option<Actor> {
+        serde_json::from_str(text).ok()
     }
 }
 
@@ -205,6 +212,20 @@ pub fn client_ip_of(
             .find(|ip| !trusted(ip))
             .unwrap_or(peer),
     )
+}
+
+/// The claims of the request's access token if it is valid: as verified
+/// earlier in this request, or verified now.
+pub fn verified_claims(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Option<AccessClaims> {
+    if let Some(claims) = extensions.get::<AccessClaims>() {
+        return Some(claims.clone());
+    }
+    let token = bearer_token_of(headers)?;
+    state.tokens.verify_access(token, state.now()).ok()
 }
 
 /// The bearer token of a request, if it carries one.

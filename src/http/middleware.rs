@@ -15,18 +15,25 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// visible-ASCII token of at most 256 characters, else a new UUID) and
 /// sends it back on the response.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+    let id = assign_request_id(&mut request);
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// Sets the request's `X-Request-Id` to a sane value and returns it.
+fn assign_request_id(request: &mut Request) -> HeaderValue {
+    let offered = request
         .headers()
         .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|text| is_sane_request_id(text))
-        .map(ToOwned::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(REQUEST_ID, value.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID, value);
-    response
+        .filter(|value| value.to_str().is_ok_and(is_sane_request_id))
+        .cloned();
+    let id = offered.unwrap_or_else(|| {
+        HeaderValue::from_str(&Uuid::now_v7().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    });
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    id
 }
 
 /// Any visible ASCII token up to 256 characters is echoed back.
@@ -117,7 +124,7 @@ pub async fn security_headers(
 /// exempt. Every limited response carries `RateLimit-*` headers.
 pub async fn rate_limit(
     axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
@@ -128,9 +135,15 @@ pub async fn rate_limit(
     if exempt {
         return next.run(request).await;
     }
-    let user = crate::auth::actor::bearer_token_of(request.headers())
-        .and_then(|token| state.tokens.verify_access(token, state.now()).ok())
-        .map(|claims| format!("user:{}", claims.sub));
+    let claims = crate::auth::actor::bearer_token_of(request.headers())
+        .and_then(|token| state.tokens.verify_access(token, state.now()).ok());
+    let user_id = claims.as_ref().map(|claims| claims.sub);
+    let user = user_id.map(|id| format!("user:{id}"));
+    if let Some(claims) = claims {
+        // Verified once here; the actor extractor and later middleware
+        // take it from the request instead of checking the signature again.
+        request.extensions_mut().insert(claims);
+    }
     let key = user.unwrap_or_else(|| {
         let ip = crate::auth::actor::client_ip_of(
             request.extensions(),
@@ -151,6 +164,9 @@ pub async fn rate_limit(
             limit: decision.limit,
         })
     };
+    if let Some(id) = user_id {
+        response.extensions_mut().insert(RequestUser(id));
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         ("ratelimit-limit", decision.limit.to_string()),
@@ -165,18 +181,63 @@ pub async fn rate_limit(
     response
 }
 
-/// Counts every request and its latency by method, route template and
-/// status.
-pub async fn track_metrics(request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
-    let route = route_of(&request);
+/// The user a request was made by (its valid access token's subject),
+/// left on the response for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestUser(pub Uuid);
+
+/// Reads slower than this are logged like writes and failures.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Observes every request: gives it an id (as [`request_id`] does), counts
+/// it and its latency by method, route template and status, and writes one
+/// access-log line when it finishes.
+///
+/// Every write, failure and slow read is logged at `info`; fast successful
+/// reads, which the metrics already count, at `debug` (`RUST_LOG=debug`
+/// shows them): formatting a line per read cost about a fifth of a cached
+/// read's time, measured.
+///
+/// Lines logged while handling the request carry a `request` span with its
+/// id. The access line itself is logged outside that span with every field
+/// spelled out, because formatting a span into a JSON line costs more than
+/// the rest of a cached read.
+pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let id = assign_request_id(&mut request);
+    let request_id = id.to_str().unwrap_or("").to_owned();
+    let method = request.method().clone();
+    let route = route_of(&request);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    let latency = started.elapsed();
+    let status = response.status();
+    crate::metrics::record_request(&method, &route, status.as_u16(), latency.as_secs_f64());
+    let user_id = response
+        .extensions()
+        .get::<RequestUser>()
+        .map(|RequestUser(id)| tracing::field::display(*id));
+    let routine = method.is_safe() && status.is_success() && latency < SLOW_REQUEST;
+    macro_rules! access_line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                method = %method,
+                route = %route,
+                status = status.as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                request_id = %request_id,
+                user_id,
+                "request finished"
+            )
+        };
+    }
+    if routine {
+        access_line!(tracing::Level::DEBUG);
+    } else {
+        access_line!(tracing::Level::INFO);
+    }
     response
 }
 
@@ -195,8 +256,7 @@ pub async fn remember_writes(
     let writer = if reads_only || state.config.database_read_url.is_none() {
         None
     } else {
-        crate::auth::actor::bearer_token_of(request.headers())
-            .and_then(|token| state.tokens.verify_access(token, state.now()).ok())
+        crate::auth::actor::verified_claims(request.extensions(), request.headers(), &state)
             .map(|claims| claims.sub)
     };
     let response = next.run(request).await;

@@ -10,7 +10,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr, ResponseBuilder};
@@ -101,51 +100,23 @@ pub fn router(state: AppState) -> Router {
                     config.request_timeout,
                 ))
                 .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
-        )
-        .layer(axum::middleware::from_fn_with_state(
+        );
+    if config.database_read_url.is_some() {
+        app = app.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::remember_writes,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::rate_limit,
         ));
+    }
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::rate_limit,
+    ));
     if !config.cors_origins.is_empty() {
         app = app.layer(cors_layer(&config.cors_origins));
     }
     app.layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(middleware::request_id))
-            .layer(axum::middleware::from_fn(middleware::track_metrics))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|request: &axum::extract::Request| {
-                        let request_id = request
-                            .headers()
-                            .get(middleware::REQUEST_ID)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("");
-                        tracing::info_span!(
-                            "request",
-                            method = %request.method(),
-                            route = %middleware::route_of(request),
-                            request_id = %request_id,
-                            user_id = tracing::field::Empty,
-                        )
-                    })
-                    .on_request(())
-                    .on_response(
-                        |response: &axum::response::Response,
-                         latency: std::time::Duration,
-                         _span: &tracing::Span| {
-                            tracing::info!(
-                                status = response.status().as_u16(),
-                                latency_ms = latency.as_secs_f64() * 1000.0,
-                                "request finished"
-                            );
-                        },
-                    ),
-            )
+            .layer(axum::middleware::from_fn(middleware::observe))
             .layer(axum::middleware::from_fn_with_state(
                 hsts,
                 middleware::security_headers,

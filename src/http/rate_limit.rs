@@ -1,8 +1,12 @@
 //! Rate limits: fixed one-minute windows per client key.
 //!
-//! With Redis the count lives there (`INCR` on a key per window, aligned
+//! With Redis the count lives there (`INCRBY` on a key per window, aligned
 //! to the wall-clock minute so every instance counts the same window), so
-//! the limit holds across instances. Without Redis — or while Redis is
+//! the limit holds across instances. A client's first request in a window
+//! counts one; a busy client's instance reserves several counts at once
+//! (doubling, up to a sixteenth of what is left) and hands them out from
+//! memory, so a hot client costs a Redis round trip only now and then and
+//! the limit is never exceeded. Without Redis — or while Redis is
 //! unreachable — each instance counts in its own memory.
 
 use std::collections::HashMap;
@@ -23,6 +27,8 @@ fn unix_seconds() -> u64 {
 }
 /// Sweep stale keys once this many are held.
 const SWEEP_THRESHOLD: usize = 10_000;
+/// Most counts one instance reserves for a client in one Redis call.
+const MAX_CHUNK: u64 = 256;
 
 /// The outcome of one request against a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,7 @@ pub struct Limiter {
     key_prefix: String,
     /// Unix seconds before which Redis is not tried again after a failure.
     redis_paused_until: std::sync::atomic::AtomicU64,
+    reservations: Mutex<HashMap<String, Reservation>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -67,6 +74,7 @@ impl Limiter {
             redis,
             key_prefix: key_prefix.to_owned(),
             redis_paused_until: std::sync::atomic::AtomicU64::new(0),
+            reservations: Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,29 +118,84 @@ impl Limiter {
     ) -> redis::RedisResult<Decision> {
         let now = unix_seconds();
         let window = now / WINDOW.as_secs();
+        let limit = u64::from(self.local.limit);
+        let decision = |count: u64| Decision {
+            allowed: count <= limit,
+            limit: self.local.limit,
+            remaining: u32::try_from(limit.saturating_sub(count)).unwrap_or(0),
+            reset_after_secs: (WINDOW.as_secs() - now % WINDOW.as_secs()).max(1),
+        };
+        let chunk = {
+            let mut reservations = self
+                .reservations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match reservations
+                .get_mut(key)
+                .filter(|held| held.window == window)
+            {
+                Some(held) if held.next <= held.last => {
+                    let count = held.next;
+                    held.next += 1;
+                    return Ok(decision(count));
+                }
+                // Busy client: reserve more at once, but never more than a
+                // small share of what is left, so other instances can still
+                // serve it up to (nearly) the full limit.
+                Some(held) => (held.chunk * 2)
+                    .min(limit.saturating_sub(held.last) / 16)
+                    .clamp(1, MAX_CHUNK),
+                None => 1,
+            }
+        };
         let redis_key = format!(
             "{}:ratelimit:{}:{key}:{window}",
             self.key_prefix, self.scope
         );
         let mut connection = redis.clone();
-        let (count,): (u64,) = crate::cache::with_timeout(async {
+        let (total,): (u64,) = crate::cache::with_timeout(async {
             redis::pipe()
                 .atomic()
-                .incr(&redis_key, 1)
+                .incr(&redis_key, chunk)
                 .expire(&redis_key, WINDOW.as_secs() as i64 + 1)
                 .ignore()
                 .query_async(&mut connection)
                 .await
         })
         .await?;
-        let limit = self.local.limit;
-        Ok(Decision {
-            allowed: count <= u64::from(limit),
-            limit,
-            remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
-            reset_after_secs: (WINDOW.as_secs() - now % WINDOW.as_secs()).max(1),
-        })
+        // This request is the first of the counts just reserved.
+        let count = total - chunk + 1;
+        let mut reservations = self
+            .reservations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reservations.len() >= SWEEP_THRESHOLD {
+            reservations.retain(|_, held| held.window == window);
+        }
+        reservations.insert(
+            key.to_owned(),
+            Reservation {
+                window,
+                next: count + 1,
+                last: total.min(limit),
+                chunk,
+            },
+        );
+        Ok(decision(count))
     }
+}
+
+/// Counts this instance reserved in Redis for one client and window and
+/// may hand out without asking Redis again.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    window: u64,
+    /// The count the next request here gets.
+    next: u64,
+    /// The last reserved count that is still within the limit.
+    last: u64,
+    /// How many counts the last reservation took.
+    chunk: u64,
 }
 
 /// A fixed-window limiter in process memory: each key gets `limit`

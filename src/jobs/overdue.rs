@@ -195,9 +195,7 @@ async fn process_batch(
         }
     };
     transaction.commit().await?;
-    for loan_id in &loans {
-        state.cache.invalidate(CacheKind::Loan, *loan_id).await;
-    }
+    state.cache.invalidate_all_of(CacheKind::Loan, &loans).await;
     Ok(outcome)
 }
 
