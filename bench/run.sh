@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Load benchmark: the release service on the local PostgreSQL and Redis,
+# driven by wrk from another process over loopback, beside the physical
+# limits — pgbench running the same SQL at the same concurrency, and a
+# bare axum endpoint for the HTTP stack.
+#
+#   bash bench/run.sh                         # full run (about 10 minutes)
+#   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
+#
+# Seeds 10 000 users and 50 000 loans of 20 installments (1 000 000
+# installments) into a scratch database `lt_loadbench`, which it drops at
+# the end. Prints one table; also writes it to bench/out/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-8}
+CONCURRENCIES=${CONCURRENCIES:-"1 16 64"}
+ROUNDS=${ROUNDS:-3}
+DB=lt_loadbench
+PG="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -q"
+SECRET="loadbench-secret-$(date +%s)-0123456789abcdef"
+PREFIX="loadbench-$$"
+mkdir -p bench/out
+RESULTS=bench/out/results.md
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "== installing wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+fi
+
+echo "== building the release binary and the bare endpoint"
+cargo build --release --locked --quiet --bin loan-tracker --example bare_http
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+PORT=$(free_port)
+BARE_PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+
+cleanup() {
+    [ -n "${SERVICE_PID:-}" ] && kill "$SERVICE_PID" 2>/dev/null || true
+    [ -n "${BARE_PID:-}" ] && kill "$BARE_PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+    $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    redis-cli -h 127.0.0.1 --scan --pattern "$PREFIX:*" 2>/dev/null | xargs -r redis-cli -h 127.0.0.1 del >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+$PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+
+DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
+JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" DATABASE_MAX_CONNECTIONS=${POOL:-16} \
+ADMIN_EMAIL=admin@bench.example ADMIN_USERNAME=benchadmin ADMIN_PASSWORD='bench admin password' \
+RATE_LIMIT_PER_MINUTE=1000000000 AUTH_RATE_LIMIT_PER_MINUTE=1000000000 SCHEDULER_ENABLED=false \
+LOG_FORMAT=json RUST_LOG=info \
+    target/release/loan-tracker serve --no-worker > bench/out/service.log 2>&1 &
+SERVICE_PID=$!
+for _ in $(seq 1 100); do curl -fsS "$BASE/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "$BASE/health/ready" >/dev/null
+
+echo "== seeding"
+curl -fsS -X POST "$BASE/auth/register" -H 'content-type: application/json' \
+    -d '{"email":"seed@bench.example","username":"seeduser","password":"bench password 1"}' >/dev/null
+HASH=$($PG -d $DB -tAc "SELECT password_hash FROM users WHERE username = 'seeduser'")
+ADMIN_ID=$($PG -d $DB -tAc "SELECT id FROM users WHERE username = 'benchadmin'")
+$PG -d $DB -v users=1 -v first=1 -v last=500 -v hash="'$HASH'" -f bench/seed.sql
+python3 bench/tokens.py "$SECRET" "$ADMIN_ID" 1 500 200
+
+# wrk at concurrency $2 for scenario $1; prints "rps p50 p99 errors requests".
+run_wrk() {
+    local scenario=$1 connections=$2 url=${3:-$BASE}
+    local threads=$(( connections < 2 ? 1 : 2 ))
+    wrk -t"$threads" -c"$connections" -d"${DURATION}s" --timeout 10s -s "bench/lua/$scenario.lua" "$url" \
+        | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }'
+}
+# pgbench at concurrency $2 for script $1 (extra -D options after); prints tps.
+run_pgbench() {
+    local script=$1 connections=$2; shift 2
+    local threads=$(( connections < 2 ? 1 : 2 ))
+    pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$connections" -j "$threads" -T "$DURATION" "$@" \
+        -f "bench/pgbench/$script.sql" $DB 2>/dev/null | awk '/^tps/ { print $3 }'
+}
+# Of several run_wrk lines, the one with the median req/s.
+median_run() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'; }
+peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVICE_PID/status"; }
+
+echo "== scale curve: 10 000 installments"
+read -r _ small_overdue _ _ _ <<<"$(run_wrk overdue 1)"
+read -r _ small_user _ _ _ <<<"$(run_wrk user_loans 1)"
+
+$PG -d $DB -v first=501 -v last=50000 -f bench/seed.sql
+python3 bench/tokens.py "$SECRET" "$ADMIN_ID" 1 50000 2000
+TOTAL=$($PG -d $DB -tAc "SELECT COUNT(*) FROM installments")
+echo "== scale curve: $TOTAL installments"
+read -r _ large_overdue _ _ _ <<<"$(run_wrk overdue 1)"
+read -r _ large_user _ _ _ <<<"$(run_wrk user_loans 1)"
+
+# The bare endpoint sends the very body the service sends for a loan, and
+# wrk sends it the same requests (get_loan.lua), so only the stack differs.
+read -r SAMPLE_TOKEN _ SAMPLE_LOAN _ < bench/out/users.txt
+curl -fsS "$BASE/loans/$SAMPLE_LOAN" -H "Authorization: Bearer $SAMPLE_TOKEN" > bench/out/loan_body.json
+BODY_FILE=bench/out/loan_body.json PORT=$BARE_PORT target/release/examples/bare_http >/dev/null 2>&1 &
+BARE_PID=$!
+for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$BARE_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+{
+    echo "| scenario | conns | req/s | p50 ms | p99 ms | errors | limit (req/s) | service / limit | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+} > "$RESULTS"
+row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 | $8 | $9 |" | tee -a "$RESULTS"; }
+ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{100 * a / b:.0f} %' if b else '-')" "$1" "$2"; }
+
+echo
+cat "$RESULTS"
+for c in $CONCURRENCIES; do
+    # This VM's throughput drifts by tens of percent from one minute to the
+    # next, so the two sides alternate over ROUNDS rounds and each reports
+    # its median round.
+    bare_runs=(); service_runs=()
+    for _ in $(seq 1 "$ROUNDS"); do
+        bare_runs+=("$(run_wrk get_loan "$c" "http://127.0.0.1:$BARE_PORT")")
+        service_runs+=("$(run_wrk get_loan "$c")")
+    done
+    read -r bare_rps _ _ _ _ <<<"$(median_run "${bare_runs[@]}")"
+    read -r rps p50 p99 errors _ <<<"$(median_run "${service_runs[@]}")"
+    row "GET /loans/{id} (owner, cached)" "$c" "$rps" "$p50" "$p99" "$errors" "$bare_rps (bare axum)" "$(ratio "$rps" "$bare_rps")" "$(peak_rss_mb)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk user_loans "$c")"
+    limit=$(run_pgbench user_loans "$c")
+    row "GET /loans/user/{id}" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk pay_spread "$c")"
+    limit=$(run_pgbench payment "$c" -D n_first=1 -D n_last=50000)
+    row "POST /payments/{loanId} (spread)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk pay_hot "$c")"
+    limit=$(run_pgbench payment "$c" -D n_first=1 -D n_last=1)
+    row "POST /payments/{loanId} (one hot loan)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk overdue "$c")"
+    limit=$(run_pgbench overdue "$c")
+    row "GET /payments/overdue (staff)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk login "$c")"
+    row "POST /auth/login (argon2id)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
+done
+
+{
+    echo
+    echo "Scale curve, median latency at one connection:"
+    echo
+    echo "| endpoint | 10 000 installments | $TOTAL installments | ratio |"
+    echo "|---|---|---|---|"
+    echo "| GET /payments/overdue | $small_overdue ms | $large_overdue ms | $(python3 -c "print(f'{$large_overdue / $small_overdue:.2f}×')") |"
+    echo "| GET /loans/user/{id} | $small_user ms | $large_user ms | $(python3 -c "print(f'{$large_user / $small_user:.2f}×')") |"
+} | tee -a "$RESULTS"
+echo
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ { print $2 }') GiB;" \
+    "PostgreSQL $($PG -tAc 'SHOW server_version'); commit $(git rev-parse --short HEAD); $(date -u +%Y-%m-%d)" | tee -a "$RESULTS"
