@@ -344,3 +344,94 @@ async fn a_write_whose_invalidation_failed_is_never_served_stale() {
     assert!(settled, "the other instance still serves the replaced loan");
     let _ = &redis;
 }
+
+#[tokio::test]
+async fn the_access_log_names_request_user_route_status_and_latency() {
+    // A real process, so that the test reads the very lines the service
+    // writes to its output.
+    let app = TestApp::spawn().await;
+    let service = crate::processes::Service::start(
+        &app.vars,
+        &[("RUST_LOG", "info,loan_tracker::access=debug")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(service.url("/auth/register"))
+        .json(&json!({ "email": "logged@example.com", "username": "logged", "password": "logged password" }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status().as_u16(), 201);
+    let signed_in: serde_json::Value = client
+        .post(service.url("/auth/login"))
+        .json(&json!({ "username": "logged", "password": "logged password" }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    let token = signed_in["accessToken"].as_str().expect("access token");
+    let user_id = signed_in["user"]["id"].as_str().expect("user id");
+    let read = client
+        .get(service.url("/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("read");
+    let missing = client
+        .get(service.url(&format!("/loans/{}", uuid::Uuid::new_v4())))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("missing loan");
+    assert_eq!(read.status().as_u16(), 200);
+    assert_eq!(missing.status().as_u16(), 404);
+
+    let access_lines = || -> Vec<serde_json::Value> {
+        service
+            .log_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["target"] == "loan_tracker::access")
+            // Start-up polled the readiness check; those lines are not ours.
+            .filter(|line| line["route"] != "/health/ready")
+            .collect()
+    };
+    // Lines reach the output within moments (they are written in batches).
+    assert!(eventually(Duration::from_secs(5), async || access_lines().len() >= 4).await);
+    let lines = access_lines();
+    assert_eq!(lines.len(), 4, "{}", service.log_text());
+    let route_of = |line: &serde_json::Value| line["route"].as_str().map(str::to_owned);
+    assert_eq!(route_of(&lines[0]).as_deref(), Some("/auth/register"));
+    assert_eq!(route_of(&lines[1]).as_deref(), Some("/auth/login"));
+    for (line, response, level, route, status) in [
+        (&lines[2], &read, "DEBUG", "/users/me", 200),
+        (&lines[3], &missing, "INFO", "/loans/{id}", 404),
+    ] {
+        assert_eq!(line["level"], level, "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["route"], route, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["user_id"], user_id, "{line}");
+        assert_eq!(
+            line["request_id"].as_str(),
+            response
+                .headers()
+                .get("x-request-id")
+                .and_then(|id| id.to_str().ok()),
+            "{line}"
+        );
+        assert!(
+            line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{line}"
+        );
+    }
+    let log = service.log_text();
+    assert!(!log.contains(token), "tokens never reach the log");
+    assert!(
+        !log.contains("logged password"),
+        "passwords never reach the log"
+    );
+}
