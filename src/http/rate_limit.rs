@@ -271,4 +271,46 @@ mod tests {
         assert!(limiter.check_at("b", start).allowed, "keys are independent");
         assert!(limiter.check_at("a", start + WINDOW).allowed);
     }
+
+    /// Two instances that reserve counts in chunks still admit exactly the
+    /// limit between them, however their traffic is split.
+    #[tokio::test]
+    async fn instances_sharing_redis_admit_exactly_the_limit_between_them() {
+        let Some(url) = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            eprintln!("needs TEST_REDIS_URL");
+            return;
+        };
+        let client = redis::Client::open(url.as_str()).expect("redis url");
+        let prefix = format!("rltest-{}", uuid::Uuid::new_v4().simple());
+        let mut instances = Vec::new();
+        for _ in 0..2 {
+            let connection = client.get_connection_manager().await.expect("redis");
+            instances.push(Limiter::new("api", 1000, Some(connection), &prefix));
+        }
+        // The count is per wall-clock minute; stay clear of its end.
+        let into_window = unix_seconds() % WINDOW.as_secs();
+        if into_window > WINDOW.as_secs() - 5 {
+            tokio::time::sleep(Duration::from_secs(WINDOW.as_secs() - into_window + 1)).await;
+        }
+
+        let first = instances[0].check("client").await;
+        assert!(first.allowed);
+        assert_eq!(first.remaining, 999);
+        let mut admitted = [1_u32, 0];
+        let mut refused = [0_u32, 0];
+        for n in 1..3000 {
+            let which = usize::from(n % 3 == 0);
+            if instances[which].check("client").await.allowed {
+                admitted[which] += 1;
+            } else {
+                refused[which] += 1;
+            }
+        }
+        assert_eq!(admitted[0] + admitted[1], 1000, "admitted {admitted:?}");
+        assert!(admitted[0] > 0 && admitted[1] > 0, "admitted {admitted:?}");
+        assert_eq!(refused[0] + refused[1], 2000);
+    }
 }
