@@ -115,6 +115,9 @@ for c in $CONCURRENCIES; do
     # This VM's throughput drifts by tens of percent from one minute to the
     # next, so the two sides alternate over ROUNDS rounds and each reports
     # its median round.
+    # A warm-up first: the scenario measures reads served from the cache,
+    # and each sampled loan and token is loaded once on its first request.
+    run_wrk get_loan "$c" >/dev/null
     bare_runs=(); service_runs=()
     for _ in $(seq 1 "$ROUNDS"); do
         bare_runs+=("$(run_wrk get_loan "$c" "http://127.0.0.1:$BARE_PORT")")
