@@ -2,20 +2,99 @@
 //! (19 MiB memory, 2 iterations, 1 lane: the `argon2` crate's defaults).
 //!
 //! Hashing is CPU- and memory-heavy by design, so it runs on a small pool
-//! of dedicated threads, one per core: a burst of logins queues instead of
-//! multiplying 19 MiB allocations, and because the same few threads do all
-//! the hashing, the allocator reuses their memory rather than keeping a
-//! 19 MiB block per blocking-pool thread (which grew the process past
-//! 380 MB under a login storm before this pool).
+//! of dedicated threads, one per core, each with its own 19 MiB of working
+//! memory allocated once: a burst of logins queues instead of multiplying
+//! 19 MiB allocations (which grew the process past 380 MB under a login
+//! storm when hashing ran on the blocking pool), and the memory is neither
+//! allocated nor freed per hash (which, with allocation per hash, still
+//! left the process a few dozen MB larger after each burst).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-type Job = Box<dyn FnOnce(&Argon2<'static>) + Send>;
+type Job = Box<dyn FnOnce(&mut HashingThread) + Send>;
+
+/// What one hashing thread keeps between jobs.
+struct HashingThread {
+    argon: Argon2<'static>,
+    /// Working memory, reused by every hash this thread computes.
+    memory: Vec<Block>,
+}
+
+impl HashingThread {
+    fn new(argon: Argon2<'static>) -> HashingThread {
+        let memory = vec![Block::default(); argon.params().block_count()];
+        HashingThread { argon, memory }
+    }
+
+    /// Hashes into `out` with `argon` (this thread's, or one built from a
+    /// stored hash's parameters), in this thread's memory.
+    fn compute(
+        &mut self,
+        argon: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> argon2::Result<()> {
+        let needed = argon.params().block_count();
+        if self.memory.len() < needed {
+            // Only a hash stored with more memory than ours gets here.
+            self.memory.resize(needed, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut self.memory[..needed])
+    }
+
+    /// A new PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for `password`.
+    fn hash(&mut self, password: &[u8]) -> anyhow::Result<String> {
+        let salt = argon2::password_hash::try_generate_salt()
+            .map_err(|error| anyhow::anyhow!("cannot make a salt: {error}"))?;
+        let mut out = [0_u8; Params::DEFAULT_OUTPUT_LEN];
+        let argon = self.argon.clone();
+        self.compute(&argon, password, &salt, &mut out)
+            .map_err(|error| anyhow::anyhow!("cannot hash password: {error}"))?;
+        let phc = (|| -> argon2::password_hash::Result<PasswordHash> {
+            Ok(PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(argon.params())?,
+                salt: Some(Salt::new(&salt)?),
+                hash: Some(Output::new(&out)?),
+            })
+        })()
+        .map_err(|error| anyhow::anyhow!("cannot encode the hash: {error}"))?;
+        Ok(phc.to_string())
+    }
+
+    /// Whether `password` hashes to `stored`, with the parameters `stored`
+    /// names. A malformed stored hash matches nothing.
+    fn verify(&mut self, password: &[u8], stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(version), Ok(params)) = (
+            Algorithm::try_from(parsed.algorithm.as_str()),
+            parsed
+                .version
+                .map_or(Ok(Version::default()), Version::try_from),
+            Params::try_from(&parsed),
+        ) else {
+            return false;
+        };
+        let argon = Argon2::new(algorithm, version, params);
+        let mut out = vec![0_u8; expected.len()];
+        self.compute(&argon, password, salt, &mut out).is_ok()
+            // `Output` compares in constant time.
+            && Output::new(&out).is_ok_and(|computed| computed == *expected)
+    }
+}
 
 #[derive(Debug)]
 pub struct Passwords {
@@ -28,10 +107,7 @@ pub struct Passwords {
 impl Passwords {
     pub fn new() -> anyhow::Result<Passwords> {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT);
-        let dummy_hash = argon
-            .hash_password(uuid::Uuid::new_v4().as_bytes())
-            .map_err(|error| anyhow::anyhow!("cannot hash: {error}"))?
-            .to_string();
+        let dummy_hash = HashingThread::new(argon.clone()).hash(uuid::Uuid::new_v4().as_bytes())?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -41,6 +117,7 @@ impl Passwords {
             std::thread::Builder::new()
                 .name(format!("argon2-{number}"))
                 .spawn(move || {
+                    let mut thread = HashingThread::new(argon);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = receiver
@@ -48,7 +125,7 @@ impl Passwords {
                             .unwrap_or_else(PoisonError::into_inner)
                             .recv();
                         match job {
-                            Ok(job) => job(&argon),
+                            Ok(job) => job(&mut thread),
                             // Every sender is gone: the service is shutting down.
                             Err(_) => return,
                         }
@@ -65,11 +142,11 @@ impl Passwords {
     /// Runs `work` on a hashing thread and waits for its result.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&mut HashingThread) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |argon| {
-            let _ = reply.send(work(argon));
+        let job: Job = Box::new(move |thread| {
+            let _ = reply.send(work(thread));
         });
         self.jobs
             .send(job)
@@ -80,13 +157,8 @@ impl Passwords {
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for `password`.
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
         let password = password.clone();
-        self.run(move |argon| {
-            argon
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|error| anyhow::anyhow!("cannot hash password: {error}"))
-        })
-        .await?
+        self.run(move |thread| thread.hash(password.expose_secret().as_bytes()))
+            .await?
     }
 
     /// Whether `password` matches `stored`. With no stored hash (unknown
@@ -100,12 +172,73 @@ impl Passwords {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let matches = self
-            .run(move |argon| {
-                argon
-                    .verify_password(password.expose_secret().as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            .run(move |thread| thread.verify(password.expose_secret().as_bytes(), &hash))
             .await?;
         Ok(known && matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::PasswordHasher;
+
+    fn thread() -> HashingThread {
+        HashingThread::new(Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::DEFAULT,
+        ))
+    }
+
+    #[test]
+    fn a_new_hash_is_argon2id_at_the_owasp_parameters_and_verifies() {
+        let mut thread = thread();
+        let stored = thread.hash(b"correct horse").expect("hash");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        assert!(thread.verify(b"correct horse", &stored));
+        assert!(!thread.verify(b"correct horsf", &stored));
+        assert_ne!(
+            stored,
+            thread.hash(b"correct horse").expect("hash"),
+            "salted"
+        );
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_verify_whatever_their_parameters() {
+        let mut thread = thread();
+        for params in [
+            Params::DEFAULT,
+            // Smaller and larger memory than this thread holds.
+            Params::new(8 * 1024, 1, 1, None).expect("params"),
+            Params::new(24 * 1024, 3, 1, Some(48)).expect("params"),
+        ] {
+            let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"s3cret")
+                .expect("reference hash")
+                .to_string();
+            assert!(thread.verify(b"s3cret", &reference), "{reference}");
+            assert!(!thread.verify(b"S3cret", &reference), "{reference}");
+        }
+        // The memory grew for the larger hash and is kept.
+        assert_eq!(thread.memory.len(), 24 * 1024);
+    }
+
+    #[test]
+    fn a_malformed_stored_hash_matches_nothing() {
+        let mut thread = thread();
+        for stored in [
+            "",
+            "plain text",
+            "$argon2id$v=19$m=19456,t=2,p=1$",
+            "$bcrypt$x",
+        ] {
+            assert!(!thread.verify(b"", stored), "{stored}");
+            assert!(!thread.verify(b"plain text", stored), "{stored}");
+        }
     }
 }
