@@ -13,8 +13,8 @@
 //! old row stores it under the old generation, which nobody reads again.
 //!
 //! Near entries are invalidated by message. A write publishes what it
-//! changed on an invalidation channel and waits until every subscribed
-//! instance has acknowledged dropping it — so once a write has returned, no
+//! changed on an invalidation channel and waits until every other
+//! subscribed instance has acknowledged dropping it — so once a write has returned, no
 //! instance serves what it replaced. An instance trusts its near level only
 //! while its subscription is live (checked by a heartbeat); when the
 //! subscription drops it reads the shared level, and when it comes back it
@@ -292,8 +292,13 @@ impl SharedCache {
         let outcome = self.broadcast(kind, ids, sequence).await;
         let outcome = match outcome {
             Ok(receivers) => {
+                // This instance dropped the entries itself before
+                // broadcasting, so it does not acknowledge its own message;
+                // it counts among the receivers while it is subscribed.
+                let subscribed_here = i64::from(self.in_sync.load(Ordering::Acquire));
+                let expected = receivers - subscribed_here;
                 let all_acknowledged =
-                    tokio::time::timeout(ACK_TIMEOUT, acks.wait_for(|count| *count >= receivers))
+                    tokio::time::timeout(ACK_TIMEOUT, acks.wait_for(|count| *count >= expected))
                         .await
                         .is_ok_and(|waited| waited.is_ok());
                 if !all_acknowledged {
@@ -616,6 +621,10 @@ fn handle_message(inner: &CacheInner, message: &redis::Msg) {
             };
             for id in ids.split(',').filter_map(|id| id.parse::<Uuid>().ok()) {
                 inner.near.invalidate((kind, id));
+            }
+            if sender == shared.instance {
+                // Our own write, which does not wait for itself.
+                return;
             }
             let channel = shared.ack_channel(sender);
             let sequence = sequence.to_owned();
