@@ -4,7 +4,7 @@
 # limits — pgbench running the same SQL at the same concurrency, and a
 # bare axum endpoint for the HTTP stack.
 #
-#   bash bench/run.sh                         # full run (about 10 minutes)
+#   bash bench/run.sh                         # full run (about 15 minutes)
 #   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
 #
 # Seeds 10 000 users and 50 000 loans of 20 installments (1 000 000
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-6}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64"}
 ROUNDS=${ROUNDS:-3}
 DB=lt_loadbench
@@ -79,6 +79,25 @@ run_pgbench() {
     pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$connections" -j "$threads" -T "$DURATION" "$@" \
         -f "bench/pgbench/$script.sql" $DB 2>/dev/null | awk '/^tps/ { print $3 }'
 }
+# One row: wrk scenario $2 against pgbench script $3 (options after), at
+# concurrency $c, alternating over ROUNDS rounds; each side reports its
+# median round (background work in the database, such as autovacuum after
+# a burst of writes, otherwise falls on whichever side runs next), and the
+# errors of every round.
+against_pgbench() {
+    local label=$1 scenario=$2 script=$3; shift 3
+    local service_runs=() limits=() total_errors=0 run
+    for _ in $(seq 1 "$ROUNDS"); do
+        run=$(run_wrk "$scenario" "$c")
+        service_runs+=("$run")
+        total_errors=$(( total_errors + $(echo "$run" | awk '{ print $4 }') ))
+        limits+=("$(run_pgbench "$script" "$c" "$@")")
+    done
+    read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
+    limit=$(printf '%s\n' "${limits[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    row "$label" "$c" "$rps" "$p50" "$p99" "$total_errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+}
+
 # Of several run_wrk lines, the one with the median req/s.
 median_run() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'; }
 peak_rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVICE_PID/status"; }
@@ -124,20 +143,13 @@ for c in $CONCURRENCIES; do
         service_runs+=("$(run_wrk get_loan "$c")")
     done
     read -r bare_rps _ _ _ _ <<<"$(median_run "${bare_runs[@]}")"
-    read -r rps p50 p99 errors _ <<<"$(median_run "${service_runs[@]}")"
+    read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
+    errors=$(printf '%s\n' "${service_runs[@]}" | awk '{ sum += $4 } END { print sum }')
     row "GET /loans/{id} (owner, cached)" "$c" "$rps" "$p50" "$p99" "$errors" "$bare_rps (bare axum)" "$(ratio "$rps" "$bare_rps")" "$(peak_rss_mb)"
-    read -r rps p50 p99 errors _ <<<"$(run_wrk user_loans "$c")"
-    limit=$(run_pgbench user_loans "$c")
-    row "GET /loans/user/{id}" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
-    read -r rps p50 p99 errors _ <<<"$(run_wrk pay_spread "$c")"
-    limit=$(run_pgbench payment "$c" -D n_first=1 -D n_last=50000)
-    row "POST /payments/{loanId} (spread)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
-    read -r rps p50 p99 errors _ <<<"$(run_wrk pay_hot "$c")"
-    limit=$(run_pgbench payment "$c" -D n_first=1 -D n_last=1)
-    row "POST /payments/{loanId} (one hot loan)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
-    read -r rps p50 p99 errors _ <<<"$(run_wrk overdue "$c")"
-    limit=$(run_pgbench overdue "$c")
-    row "GET /payments/overdue (staff)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    against_pgbench "GET /loans/user/{id}" user_loans user_loans
+    against_pgbench "POST /payments/{loanId} (spread)" pay_spread payment -D n_first=1 -D n_last=50000
+    against_pgbench "POST /payments/{loanId} (one hot loan)" pay_hot payment -D n_first=1 -D n_last=1
+    against_pgbench "GET /payments/overdue (staff)" overdue overdue
     read -r rps p50 p99 errors _ <<<"$(run_wrk login "$c")"
     row "POST /auth/login (argon2id)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
 done
