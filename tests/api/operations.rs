@@ -365,25 +365,27 @@ async fn the_access_log_names_request_user_route_status_and_latency() {
         &[("RUST_LOG", "info,loan_tracker::access=debug")],
     )
     .await;
-    let client = reqwest::Client::new();
-    let registered = client
-        .post(service.url("/auth/register"))
-        .json(&json!({ "email": "logged@example.com", "username": "logged", "password": "logged password" }))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(registered.status().as_u16(), 201);
-    let signed_in: serde_json::Value = client
-        .post(service.url("/auth/login"))
-        .json(&json!({ "username": "logged", "password": "logged password" }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login body");
+    let api = crate::processes::Client::new(service.url(""));
+    api.expect(
+        Method::POST,
+        "/auth/register",
+        None,
+        Some(json!({ "email": "logged@example.com", "username": "logged", "password": "logged password" })),
+        201,
+    )
+    .await;
+    let signed_in = api
+        .expect(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({ "username": "logged", "password": "logged password" })),
+            200,
+        )
+        .await;
     let token = signed_in["accessToken"].as_str().expect("access token");
     let user_id = signed_in["user"]["id"].as_str().expect("user id");
+    let client = &api.http;
     let read = client
         .get(service.url("/users/me"))
         .bearer_auth(token)

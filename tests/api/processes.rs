@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::support::eventually;
@@ -402,4 +403,124 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+/// The bootstrap admin of the processes these tests start.
+pub const ADMIN: [(&str, &str); 3] = [
+    ("ADMIN_EMAIL", "root@example.com"),
+    ("ADMIN_USERNAME", "root"),
+    ("ADMIN_PASSWORD", "root password 1"),
+];
+
+/// A thin HTTP client for one base URL.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: String) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> reqwest::Result<(u16, Value)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    pub async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
+        let (got, body) = self
+            .send(method, path, token, body, None)
+            .await
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        assert_eq!(got, status, "{path}: {body}");
+        body
+    }
+
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let body = self
+            .expect(
+                reqwest::Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({ "username": username, "password": password })),
+                200,
+            )
+            .await;
+        body["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers `username` (password `<username> password`), has the
+    /// bootstrap admin approve a loan of `amount` over `term_months` for
+    /// them, and returns the borrower's token and the loan id.
+    pub async fn borrower_with_approved_loan(
+        &self,
+        username: &str,
+        amount: &str,
+        term_months: u32,
+    ) -> (String, String) {
+        let password = format!("{username} password");
+        self.expect(
+            reqwest::Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({ "email": format!("{username}@example.com"), "username": username, "password": password })),
+            201,
+        )
+        .await;
+        let borrower = self.token(username, &password).await;
+        let admin = self.token(ADMIN[1].1, ADMIN[2].1).await;
+        let loan = self
+            .expect(
+                reqwest::Method::POST,
+                "/loans/apply",
+                Some(&borrower),
+                Some(json!({ "amount": amount, "termMonths": term_months })),
+                201,
+            )
+            .await;
+        let loan_id = loan["id"].as_str().expect("loan id").to_owned();
+        self.expect(
+            reqwest::Method::PATCH,
+            &format!("/loans/{loan_id}/approve"),
+            Some(&admin),
+            None,
+            200,
+        )
+        .await;
+        (borrower, loan_id)
+    }
 }

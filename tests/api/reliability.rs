@@ -13,14 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::processes::{PostgresServer, Service};
+use crate::processes::{ADMIN, Client, PostgresServer, Service};
 use crate::support::{TestApp, eventually};
-
-const ADMIN: [(&str, &str); 3] = [
-    ("ADMIN_EMAIL", "root@example.com"),
-    ("ADMIN_USERNAME", "root"),
-    ("ADMIN_PASSWORD", "root password 1"),
-];
 
 /// One payment request and what came of it.
 #[derive(Debug, Clone)]
@@ -111,67 +105,6 @@ fn start_streams(
     (attempts, tasks)
 }
 
-/// Sets up a borrower with an approved loan through `base`; returns the
-/// borrower's token and the loan id.
-async fn borrower_with_loan(base: &str) -> (String, String) {
-    let client = reqwest::Client::new();
-    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>| {
-        let mut request = client.request(method, format!("{base}{path}"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            assert!(status < 300, "{status}: {body}");
-            body
-        }
-    };
-    call(
-        reqwest::Method::POST,
-        "/auth/register",
-        None,
-        Some(json!({ "email": "payer@example.com", "username": "payer", "password": "payer password" })),
-    )
-    .await;
-    let login = |username: &str, password: &str| {
-        call(
-            reqwest::Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({ "username": username, "password": password })),
-        )
-    };
-    let borrower = login("payer", "payer password").await["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let admin = login("root", "root password 1").await["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let loan = call(
-        reqwest::Method::POST,
-        "/loans/apply",
-        Some(&borrower),
-        Some(json!({ "amount": "100000", "termMonths": 24 })),
-    )
-    .await;
-    let loan_id = loan["id"].as_str().expect("loan id").to_owned();
-    call(
-        reqwest::Method::PATCH,
-        &format!("/loans/{loan_id}/approve"),
-        Some(&admin),
-        None,
-    )
-    .await;
-    (borrower, loan_id)
-}
-
 /// Checks the stored state against what the clients were told, prints the
 /// counts, and returns how many accepted payments are missing (must be 0).
 async fn audit_outcome(
@@ -239,7 +172,9 @@ async fn audit_outcome(
 async fn a_killed_service_loses_no_accepted_payment() {
     let app = TestApp::spawn().await;
     let mut service = Service::start(&app.vars, &ADMIN).await;
-    let (token, loan_id) = borrower_with_loan(&service.url("")).await;
+    let (token, loan_id) = Client::new(service.url(""))
+        .borrower_with_approved_loan("payer", "100000", 24)
+        .await;
     let (base_tx, base) = watch::channel(service.url(""));
     let (stop_tx, stop) = watch::channel(false);
     let (attempts, mut streams) = start_streams(4, base, token.clone(), loan_id.clone(), stop);
@@ -322,7 +257,9 @@ async fn the_service_rides_out_a_postgresql_restart() {
     .collect();
     let service = Service::start_command(&["serve", "--no-worker"], &vars, &ADMIN).await;
     let base = service.url("");
-    let (token, loan_id) = borrower_with_loan(&base).await;
+    let (token, loan_id) = Client::new(base.clone())
+        .borrower_with_approved_loan("payer", "100000", 24)
+        .await;
     let (_base_tx, base_rx) = watch::channel(base.clone());
     let (stop_tx, stop) = watch::channel(false);
     let (attempts, mut streams) = start_streams(4, base_rx, token, loan_id.clone(), stop);

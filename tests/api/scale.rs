@@ -8,89 +8,11 @@ use std::time::Duration;
 
 use loan_tracker::db::entities::{job_run, loan, payment};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::processes::{Nginx, Service, nginx_available};
+use crate::processes::{ADMIN, Client, Nginx, Service, nginx_available};
 use crate::support::{TestApp, eventually, redis_configured};
-
-const ADMIN: [(&str, &str); 3] = [
-    ("ADMIN_EMAIL", "root@example.com"),
-    ("ADMIN_USERNAME", "root"),
-    ("ADMIN_PASSWORD", "root password 1"),
-];
-
-/// A thin HTTP client for one base URL.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(base: String) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-            base,
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        key: Option<&str>,
-    ) -> reqwest::Result<(u16, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    async fn expect(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        status: u16,
-    ) -> Value {
-        let (got, body) = self
-            .send(method, path, token, body, None)
-            .await
-            .unwrap_or_else(|error| panic!("{path}: {error}"));
-        assert_eq!(got, status, "{path}: {body}");
-        body
-    }
-
-    async fn token(&self, username: &str, password: &str) -> String {
-        let body = self
-            .expect(
-                reqwest::Method::POST,
-                "/auth/login",
-                None,
-                Some(json!({ "username": username, "password": password })),
-                200,
-            )
-            .await;
-        body["accessToken"].as_str().expect("token").to_owned()
-    }
-}
 
 /// Value of one series in a Prometheus scrape (0 when absent).
 fn series(scrape: &str, name: &str) -> f64 {
@@ -343,35 +265,8 @@ async fn sigterm_finishes_accepted_payments_and_exits_cleanly() {
     let app = TestApp::spawn().await;
     let mut service = Service::start(&app.vars, &ADMIN).await;
     let client = Client::new(service.url(""));
-    client
-        .expect(
-            reqwest::Method::POST,
-            "/auth/register",
-            None,
-            Some(json!({ "email": "s@example.com", "username": "steady", "password": "steady pass" })),
-            201,
-        )
-        .await;
-    let borrower = client.token("steady", "steady pass").await;
-    let admin = client.token("root", "root password 1").await;
-    let loan = client
-        .expect(
-            reqwest::Method::POST,
-            "/loans/apply",
-            Some(&borrower),
-            Some(json!({ "amount": "10000", "termMonths": 12 })),
-            201,
-        )
-        .await;
-    let loan_id = loan["id"].as_str().expect("loan id").to_owned();
-    client
-        .expect(
-            reqwest::Method::PATCH,
-            &format!("/loans/{loan_id}/approve"),
-            Some(&admin),
-            None,
-            200,
-        )
+    let (borrower, loan_id) = client
+        .borrower_with_approved_loan("steady", "10000", 12)
         .await;
 
     // Four clients pay in a loop until the service goes away.
