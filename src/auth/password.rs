@@ -27,9 +27,13 @@ struct HashingThread {
 }
 
 impl HashingThread {
+    /// The working memory is allocated by the first hash, so an idle
+    /// process does not hold it.
     fn new(argon: Argon2<'static>) -> HashingThread {
-        let memory = vec![Block::default(); argon.params().block_count()];
-        HashingThread { argon, memory }
+        HashingThread {
+            argon,
+            memory: Vec::new(),
+        }
     }
 
     /// Hashes into `out` with `argon` (this thread's, or one built from a
@@ -43,7 +47,7 @@ impl HashingThread {
     ) -> argon2::Result<()> {
         let needed = argon.params().block_count();
         if self.memory.len() < needed {
-            // Only a hash stored with more memory than ours gets here.
+            // The first hash, or one stored with more memory than ours.
             self.memory.resize(needed, Block::default());
         }
         argon.hash_password_into_with_memory(password, salt, out, &mut self.memory[..needed])
