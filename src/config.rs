@@ -434,6 +434,14 @@ impl Config {
         std::net::SocketAddr::new(self.host, self.port)
     }
 
+    /// The late-fee rule these settings describe.
+    pub fn late_fee_rule(&self) -> crate::ledger::LateFeeRule {
+        crate::ledger::LateFeeRule {
+            percent: self.late_fee_percent,
+            grace_days: self.late_fee_grace_days,
+        }
+    }
+
     pub fn is_embedded(&self) -> bool {
         self.database_url.kind() == DatabaseKind::Sqlite
     }

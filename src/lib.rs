@@ -4,7 +4,6 @@
 //! in monthly installments. See `../shared/API.md` for the HTTP contract
 //! and the README for running it.
 
-pub mod allocation;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -14,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod jobs;
+pub mod ledger;
 pub mod loans;
 pub mod log_sink;
 pub mod metrics;

@@ -52,6 +52,20 @@ impl Money {
         self.0 < 0
     }
 
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The smaller of two amounts.
+    pub fn min(self, other: Money) -> Money {
+        Money(self.0.min(other.0))
+    }
+
+    /// Zero for a negative amount.
+    pub fn at_least_zero(self) -> Money {
+        Money(self.0.max(0))
+    }
+
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
     }
@@ -138,11 +152,53 @@ impl Serialize for Money {
     }
 }
 
+/// Arithmetic on amounts is checked: an overflow is a bug (every amount a
+/// request can bring is bounded far below `i64::MAX` minor units), so it
+/// stops the operation with a panic instead of wrapping into a wrong
+/// balance. Callers combining untrusted values use [`Money::checked_add`].
+impl std::ops::Add for Money {
+    type Output = Money;
+
+    fn add(self, other: Money) -> Money {
+        match self.checked_add(other) {
+            Some(sum) => sum,
+            None => panic!("money overflow: {self} + {other}"),
+        }
+    }
+}
+
+impl std::ops::Sub for Money {
+    type Output = Money;
+
+    fn sub(self, other: Money) -> Money {
+        match self.checked_sub(other) {
+            Some(difference) => difference,
+            None => panic!("money overflow: {self} - {other}"),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Money {
+    fn add_assign(&mut self, other: Money) {
+        *self = *self + other;
+    }
+}
+
+impl std::ops::SubAssign for Money {
+    fn sub_assign(&mut self, other: Money) {
+        *self = *self - other;
+    }
+}
+
 impl std::iter::Sum for Money {
-    /// Saturates instead of panicking; callers summing untrusted values use
-    /// [`Money::checked_add`] instead.
     fn sum<I: Iterator<Item = Money>>(iter: I) -> Self {
-        Money(iter.fold(0i64, |total, m| total.saturating_add(m.0)))
+        iter.fold(Money::ZERO, |total, amount| total + amount)
+    }
+}
+
+impl<'a> std::iter::Sum<&'a Money> for Money {
+    fn sum<I: Iterator<Item = &'a Money>>(iter: I) -> Self {
+        iter.copied().sum()
     }
 }
 
@@ -332,6 +388,24 @@ mod tests {
         let five = Percent::parse("5").expect("percent");
         assert_eq!(five.of(Money(1050)), Some(Money(52)));
         assert_eq!(five.of(Money(1070)), Some(Money(54)));
+    }
+
+    #[test]
+    fn arithmetic_is_exact_and_checked() {
+        let amounts = [Money(1_050), Money(-50), Money(2)];
+        assert_eq!(amounts.iter().sum::<Money>(), Money(1_002));
+        assert_eq!(Money(1_050) - Money(2_000), Money(-950));
+        let mut running = Money(10);
+        running += Money(5);
+        running -= Money(20);
+        assert_eq!(running, Money(-5));
+        assert_eq!(Money(i64::MAX).checked_add(Money(1)), None);
+        assert!(std::panic::catch_unwind(|| Money(i64::MAX) + Money(1)).is_err());
+        assert!(std::panic::catch_unwind(|| Money(i64::MIN) - Money(1)).is_err());
+        assert!(
+            std::panic::catch_unwind(|| [Money(i64::MAX), Money(1)].into_iter().sum::<Money>())
+                .is_err()
+        );
     }
 
     proptest! {

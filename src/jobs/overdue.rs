@@ -37,42 +37,11 @@ use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::RequestMeta;
 use crate::cache::CacheKind;
 use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
-use crate::money::{Money, Percent};
+use crate::ledger::LateFeeRule;
+use crate::money::Money;
 use crate::notifications::{self, NewNotification};
 use crate::payments::service::past_due_unpaid;
 use sea_orm::Order;
-
-#[derive(Debug, Clone, Copy)]
-struct FeeRule {
-    percent: Percent,
-    grace_days: i64,
-}
-
-impl FeeRule {
-    /// Whether the grace period of this installment is over.
-    fn is_due(self, installment: &installment::Model, as_of: NaiveDate) -> bool {
-        (as_of - installment.due_date).num_days() > self.grace_days
-    }
-
-    /// The fee on what the installment still owes before the fee.
-    fn fee_on(self, installment: &installment::Model) -> anyhow::Result<Money> {
-        self.percent
-            .of(still_owed(installment, 0))
-            .ok_or_else(|| anyhow::anyhow!("late fee overflows"))
-    }
-}
-
-fn still_owed(installment: &installment::Model, extra_penalty: i64) -> Money {
-    Money::from_minor(
-        installment.principal_minor
-            + installment.interest_minor
-            + installment.penalty_minor
-            + extra_penalty
-            - installment.principal_paid_minor
-            - installment.interest_paid_minor
-            - installment.penalty_paid_minor,
-    )
-}
 
 /// Batches written at the same time: one can be planned while the
 /// database writes another. (On SQLite the single writer takes them in
@@ -86,10 +55,7 @@ pub async fn overdue_check(
     origin: Option<Arc<JobOrigin>>,
 ) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::OverdueCheck, as_of);
-    let fee = FeeRule {
-        percent: state.config.late_fee_percent,
-        grace_days: i64::from(state.config.late_fee_grace_days),
-    };
+    let fee = state.config.late_fee_rule();
     for count in [
         "installmentsMarkedOverdue",
         "penaltiesApplied",
@@ -114,7 +80,7 @@ pub async fn overdue_check(
             .iter()
             .filter(|row| {
                 row.status != InstallmentStatus::Overdue
-                    || (row.penalty_applied_on.is_none() && fee.is_due(row, as_of))
+                    || (row.penalty_applied_on.is_none() && fee.grace_is_over(row.due_date, as_of))
             })
             .map(|row| row.loan_id)
             .collect::<BTreeSet<_>>()
@@ -146,7 +112,7 @@ async fn process_batch(
     loans: Vec<Uuid>,
     as_of: NaiveDate,
     now: DateTime<Utc>,
-    fee: FeeRule,
+    fee: LateFeeRule,
     origin: Option<&JobOrigin>,
 ) -> anyhow::Result<Outcome> {
     let transaction = state.db.begin_write().await?;
@@ -256,7 +222,7 @@ fn plan(
     loans: &[loan::Model],
     installments: &[installment::Model],
     as_of: NaiveDate,
-    fee: FeeRule,
+    fee: LateFeeRule,
     actor: Option<Uuid>,
 ) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
@@ -269,17 +235,22 @@ fn plan(
             continue;
         };
         let newly_overdue = row.status != InstallmentStatus::Overdue;
-        let charge = if row.penalty_applied_on.is_none() && fee.is_due(row, as_of) {
-            Some(fee.fee_on(row)?)
+        let figures = row.figures();
+        let charge = if row.penalty_applied_on.is_none() && fee.grace_is_over(row.due_date, as_of) {
+            let charge = fee
+                .fee_on(&figures)
+                .ok_or_else(|| anyhow::anyhow!("late fee overflows"))?;
+            Some(charge)
         } else {
             None
         };
         if !newly_overdue && charge.is_none() {
             continue;
         }
-        let added = charge.map_or(0, Money::minor);
-        plan.installments.push((row.id, added, charge.is_some()));
-        let owed = still_owed(row, added);
+        let added = charge.unwrap_or(Money::ZERO);
+        plan.installments
+            .push((row.id, added.minor(), charge.is_some()));
+        let owed = figures.still_owed() + added;
         if newly_overdue {
             plan.outcome.installments_marked += 1;
             plan.notifications.push(NewNotification {
@@ -294,9 +265,9 @@ fn plan(
                 dedup_key: Some(format!("overdue:{}", row.id)),
             });
         }
-        if added > 0 {
+        if added.is_positive() {
             plan.outcome.penalties_applied += 1;
-            let amount = Money::from_minor(added);
+            let amount = added;
             plan.notifications.push(NewNotification {
                 user_id: loan.user_id,
                 loan_id: loan.id,
@@ -318,7 +289,7 @@ fn plan(
             );
         }
         let change = plan.loans.entry(loan.id).or_insert((0, false));
-        change.0 += added;
+        change.0 += added.minor();
     }
     // A loan with any unpaid past-due installment is OVERDUE.
     let past_due: BTreeSet<Uuid> = installments.iter().map(|row| row.loan_id).collect();
@@ -342,7 +313,7 @@ async fn process_loans(
     loan_ids: &[Uuid],
     as_of: NaiveDate,
     now: DateTime<Utc>,
-    fee: FeeRule,
+    fee: LateFeeRule,
     origin: Option<&JobOrigin>,
 ) -> anyhow::Result<Outcome> {
     let loans = loan::Entity::find()
@@ -353,8 +324,7 @@ async fn process_loans(
         .await?;
     let installments = installment::Entity::find()
         .filter(installment::Column::LoanId.is_in(loan_ids.iter().copied()))
-        .filter(Expr::cust("status <> 'PAID'"))
-        .filter(installment::Column::DueDate.lt(as_of))
+        .filter(installment::overdue_on(as_of))
         .order_by_asc(installment::Column::LoanId)
         .order_by_asc(installment::Column::Number)
         .all(transaction)
@@ -488,4 +458,191 @@ async fn apply(
         notifications::write_many_once(transaction, notifications, now).await?;
     audit::record_many(transaction, std::mem::take(&mut plan.audit), meta, now).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Percent;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
+    }
+
+    fn moment() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .expect("timestamp")
+            .with_timezone(&Utc)
+    }
+
+    fn loan(status: LoanStatus) -> loan::Model {
+        loan::Model {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            status,
+            currency: "USD".to_owned(),
+            principal_minor: 100_000,
+            annual_interest_rate: "12.0".to_owned(),
+            term_months: 12,
+            purpose: None,
+            installment_minor: 8_885,
+            total_payable_minor: 106_619,
+            total_paid_minor: 0,
+            penalties_minor: 0,
+            penalties_paid_minor: 0,
+            next_due_date: Some(date("2026-02-15")),
+            first_due_date: Some(date("2026-02-15")),
+            approved_by: None,
+            approved_at: Some(moment()),
+            rejected_by: None,
+            rejected_at: None,
+            rejection_reason: None,
+            cancelled_at: None,
+            paid_off_at: None,
+            created_at: moment(),
+            updated_at: moment(),
+        }
+    }
+
+    /// Installment 1 of `loan`: 10.00 interest and 78.85 principal, of
+    /// which `paid` minor units of interest then principal are paid.
+    fn installment(loan: &loan::Model, due: &str, paid: i64) -> installment::Model {
+        let interest_paid = std::cmp::min(paid, 1_000);
+        installment::Model {
+            id: Uuid::now_v7(),
+            loan_id: loan.id,
+            user_id: loan.user_id,
+            number: 1,
+            due_date: date(due),
+            principal_minor: 7_885,
+            interest_minor: 1_000,
+            penalty_minor: 0,
+            principal_paid_minor: paid - interest_paid,
+            interest_paid_minor: interest_paid,
+            penalty_paid_minor: 0,
+            status: if paid > 0 {
+                InstallmentStatus::Partial
+            } else {
+                InstallmentStatus::Pending
+            },
+            overdue_since: None,
+            penalty_applied_on: None,
+            paid_at: None,
+            created_at: moment(),
+            updated_at: moment(),
+        }
+    }
+
+    fn rule(grace_days: u32) -> LateFeeRule {
+        LateFeeRule {
+            percent: Percent::parse("5").expect("percent"),
+            grace_days,
+        }
+    }
+
+    /// The plan for one loan with one past-due installment.
+    fn plan_one(
+        loan: &loan::Model,
+        row: &installment::Model,
+        as_of: NaiveDate,
+        rule: LateFeeRule,
+    ) -> Plan {
+        plan(
+            std::slice::from_ref(loan),
+            std::slice::from_ref(row),
+            as_of,
+            rule,
+            None,
+        )
+        .expect("plan")
+    }
+
+    #[test]
+    fn an_installment_past_its_grace_is_marked_charged_and_notified_once() {
+        let loan = loan(LoanStatus::Approved);
+        let row = installment(&loan, "2026-02-15", 885);
+        let plan = plan_one(&loan, &row, date("2026-02-16"), rule(0));
+        // 5 % of the 80.00 still owed.
+        assert_eq!(plan.installments, vec![(row.id, 400, true)]);
+        assert_eq!(plan.loans.get(&loan.id), Some(&(400, true)));
+        let kinds: Vec<_> = plan.notifications.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                NotificationKind::PaymentOverdue,
+                NotificationKind::PenaltyApplied
+            ]
+        );
+        assert_eq!(
+            plan.notifications[0].message,
+            "Installment #1 of your loan was due on 2026-02-15 and is overdue: 84.00 USD is still owed."
+        );
+        assert_eq!(
+            plan.notifications[1].dedup_key.as_deref(),
+            Some(format!("penalty:{}", row.id).as_str())
+        );
+        let actions: Vec<_> = plan.audit.iter().map(|a| a.action).collect();
+        assert_eq!(
+            actions,
+            vec![AuditAction::PenaltyApplied, AuditAction::LoanOverdue]
+        );
+        assert_eq!(plan.audit[0].details["amount"], "4.00");
+        assert_eq!(
+            (
+                plan.outcome.installments_marked,
+                plan.outcome.penalties_applied,
+                plan.outcome.loans_marked
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn within_the_grace_period_it_is_marked_but_not_charged() {
+        let loan = loan(LoanStatus::Approved);
+        let row = installment(&loan, "2026-02-15", 0);
+        let plan = plan_one(&loan, &row, date("2026-02-18"), rule(3));
+        assert_eq!(plan.installments, vec![(row.id, 0, false)]);
+        assert_eq!(plan.loans.get(&loan.id), Some(&(0, true)));
+        assert_eq!(plan.notifications.len(), 1);
+        assert_eq!(plan.outcome.penalties_applied, 0);
+    }
+
+    #[test]
+    fn what_was_already_marked_and_charged_is_left_alone() {
+        let loan = loan(LoanStatus::Overdue);
+        let mut row = installment(&loan, "2026-02-15", 0);
+        row.status = InstallmentStatus::Overdue;
+        row.penalty_applied_on = Some(date("2026-02-16"));
+        row.penalty_minor = 444;
+        let plan = plan_one(&loan, &row, date("2026-03-20"), rule(0));
+        assert!(plan.installments.is_empty());
+        assert!(plan.loans.is_empty());
+        assert!(plan.notifications.is_empty());
+        assert!(plan.audit.is_empty());
+    }
+
+    #[test]
+    fn loans_no_longer_being_repaid_are_skipped() {
+        let loan = loan(LoanStatus::Paid);
+        let row = installment(&loan, "2026-02-15", 0);
+        let plan = plan_one(&loan, &row, date("2026-03-20"), rule(0));
+        assert!(plan.installments.is_empty());
+        assert!(plan.loans.is_empty());
+    }
+
+    #[test]
+    fn a_zero_percent_fee_is_no_fee() {
+        let loan = loan(LoanStatus::Approved);
+        let row = installment(&loan, "2026-02-15", 0);
+        let free = LateFeeRule {
+            percent: Percent::zero(),
+            grace_days: 0,
+        };
+        let plan = plan_one(&loan, &row, date("2026-02-20"), free);
+        assert_eq!(plan.installments, vec![(row.id, 0, true)]);
+        let kinds: Vec<_> = plan.notifications.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![NotificationKind::PaymentOverdue]);
+        assert_eq!(plan.outcome.penalties_applied, 0);
+    }
 }

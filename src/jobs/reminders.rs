@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::{BATCH_SIZE, JobName, JobReport};
 use crate::app::AppState;
 use crate::db::entities::{NotificationKind, installment, loan};
-use crate::money::Money;
 use crate::notifications::{self, NewNotification};
 
 pub async fn payment_reminders(
@@ -45,7 +44,7 @@ async fn remind_for(
     let mut after: Option<(Uuid, i32)> = None;
     loop {
         let mut query = installment::Entity::find()
-            .filter(Expr::cust("status <> 'PAID'"))
+            .filter(installment::not_fully_paid())
             .filter(installment::Column::DueDate.eq(due_date))
             .order_by_asc(installment::Column::LoanId)
             .order_by_asc(installment::Column::Number)
@@ -80,12 +79,7 @@ async fn remind_for(
             else {
                 continue;
             };
-            let owed = Money::from_minor(
-                row.principal_minor + row.interest_minor + row.penalty_minor
-                    - row.principal_paid_minor
-                    - row.interest_paid_minor
-                    - row.penalty_paid_minor,
-            );
+            let owed = row.figures().still_owed();
             let when = if days == 1 {
                 "tomorrow".to_owned()
             } else {

@@ -64,7 +64,7 @@ pub struct InstallmentView {
 
 impl LoanView {
     pub fn new(loan: loan::Model, schedule: Option<Vec<installment::Model>>) -> LoanView {
-        let owed = loan.total_payable_minor + loan.penalties_minor;
+        let totals = loan.totals();
         LoanView {
             id: loan.id,
             user_id: loan.user_id,
@@ -77,11 +77,9 @@ impl LoanView {
             purpose: loan.purpose,
             installment_amount: Money::from_minor(loan.installment_minor),
             total_payable: Money::from_minor(loan.total_payable_minor),
-            total_paid: Money::from_minor(loan.total_paid_minor),
-            outstanding: Money::from_minor(owed - loan.total_paid_minor),
-            penalties_outstanding: Money::from_minor(
-                loan.penalties_minor - loan.penalties_paid_minor,
-            ),
+            total_paid: totals.total_paid,
+            outstanding: totals.outstanding(),
+            penalties_outstanding: totals.penalties_outstanding(),
             next_due_date: loan.next_due_date,
             approved_by: loan.approved_by,
             approved_at: loan.approved_at,
@@ -95,18 +93,15 @@ impl LoanView {
 
 impl From<installment::Model> for InstallmentView {
     fn from(row: installment::Model) -> Self {
+        let figures = row.figures();
         InstallmentView {
             number: row.number,
             due_date: row.due_date,
             principal: Money::from_minor(row.principal_minor),
             interest: Money::from_minor(row.interest_minor),
             penalty: Money::from_minor(row.penalty_minor),
-            amount_due: Money::from_minor(
-                row.principal_minor + row.interest_minor + row.penalty_minor,
-            ),
-            amount_paid: Money::from_minor(
-                row.principal_paid_minor + row.interest_paid_minor + row.penalty_paid_minor,
-            ),
+            amount_due: figures.amount_due(),
+            amount_paid: figures.amount_paid(),
             status: row.status,
         }
     }

@@ -20,16 +20,16 @@ use uuid::Uuid;
 
 use super::idempotency::{self, Claim};
 use super::views::{OverdueItem, PaymentView};
-use crate::allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::{Actor, RequestMeta};
 use crate::cache::CacheKind;
 use crate::db::entities::{
-    InstallmentStatus, LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
+    LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
 };
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
+use crate::ledger::{self, AllocationError, Owed, PaymentSplit, allocate_payment};
 use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
@@ -98,7 +98,7 @@ pub async fn record_payment(
         )));
     }
     let unpaid = unpaid_installments(&transaction, loan.id).await?;
-    let owed: Vec<Owed> = unpaid.iter().map(owed_on).collect();
+    let owed: Vec<Owed> = unpaid.iter().map(|row| row.figures().owed()).collect();
     let split = allocate_payment(request.amount, &owed).map_err(|error| match error {
         AllocationError::ExceedsOutstanding { outstanding } => AppError::validation(
             "amount",
@@ -148,20 +148,10 @@ async fn unpaid_installments(
 ) -> AppResult<Vec<installment::Model>> {
     Ok(installment::Entity::find()
         .filter(installment::Column::LoanId.eq(loan_id))
-        .filter(installment::Column::Status.ne(InstallmentStatus::Paid))
+        .filter(installment::not_fully_paid())
         .order_by_asc(installment::Column::Number)
         .all(transaction)
         .await?)
-}
-
-fn owed_on(installment: &installment::Model) -> Owed {
-    Owed {
-        penalty: Money::from_minor(installment.penalty_minor - installment.penalty_paid_minor),
-        interest: Money::from_minor(installment.interest_minor - installment.interest_paid_minor),
-        principal: Money::from_minor(
-            installment.principal_minor - installment.principal_paid_minor,
-        ),
-    }
 }
 
 /// Writes the allocation to the installments, the loan's new totals and
@@ -184,15 +174,12 @@ async fn apply_payment(
                 "allocation outside the schedule"
             )));
         };
-        row.penalty_paid_minor += allocation.penalty.minor();
-        row.interest_paid_minor += allocation.interest.minor();
-        row.principal_paid_minor += allocation.principal.minor();
-        let settled = owed_on(row).total() == Money::ZERO;
-        row.status = match (settled, row.status) {
-            (true, _) => InstallmentStatus::Paid,
-            (false, InstallmentStatus::Overdue) => InstallmentStatus::Overdue,
-            (false, _) => InstallmentStatus::Partial,
-        };
+        let figures = row.figures().after_payment(allocation);
+        let settled = figures.is_settled();
+        row.penalty_paid_minor = figures.paid.penalty.minor();
+        row.interest_paid_minor = figures.paid.interest.minor();
+        row.principal_paid_minor = figures.paid.principal.minor();
+        row.status = figures.status_after_payment(row.status);
         installment::Entity::update(installment::ActiveModel {
             id: Set(row.id),
             penalty_paid_minor: Set(row.penalty_paid_minor),
@@ -207,29 +194,25 @@ async fn apply_payment(
         .await?;
     }
 
-    let total_paid = loan.total_paid_minor + request.amount.minor();
-    let penalties_paid = loan.penalties_paid_minor + split.penalty.minor();
-    let outstanding = loan.total_payable_minor + loan.penalties_minor - total_paid;
+    let totals = loan.totals().after_payment(request.amount, split);
+    let outstanding = totals.outstanding();
     let still_unpaid = after
         .iter()
-        .filter(|row| row.status != InstallmentStatus::Paid);
-    let next_due_date = still_unpaid.clone().map(|row| row.due_date).min();
-    let still_overdue = still_unpaid.clone().any(|row| row.due_date < today);
-    let status = if outstanding == 0 {
-        LoanStatus::Paid
-    } else if loan.status == LoanStatus::Overdue && !still_overdue {
-        LoanStatus::Approved
-    } else {
-        loan.status
-    };
+        .map(installment::Model::figures)
+        .filter(|figures| !figures.is_settled());
+    let next_due_date = still_unpaid.clone().map(|figures| figures.due_date).min();
+    let any_overdue_left = still_unpaid
+        .clone()
+        .any(|figures| figures.is_overdue(today));
+    let status = ledger::loan_status_after_payment(loan.status, outstanding, any_overdue_left);
     if status != loan.status {
         loan.status.transition(status).map_err(AppError::internal)?;
     }
     loan::Entity::update(loan::ActiveModel {
         id: Set(loan.id),
         status: Set(status),
-        total_paid_minor: Set(total_paid),
-        penalties_paid_minor: Set(penalties_paid),
+        total_paid_minor: Set(totals.total_paid.minor()),
+        penalties_paid_minor: Set(totals.penalties_paid.minor()),
         next_due_date: Set(next_due_date),
         paid_off_at: Set((status == LoanStatus::Paid).then_some(now)),
         updated_at: Set(now),
@@ -249,7 +232,7 @@ async fn apply_payment(
         penalty_minor: Set(split.penalty.minor()),
         currency: Set(loan.currency.clone()),
         loan_status_after: Set(status),
-        loan_outstanding_after_minor: Set(outstanding),
+        loan_outstanding_after_minor: Set(outstanding.minor()),
         idempotency_key: Set(request.idempotency_key.clone()),
         paid_at: Set(now),
         created_at: Set(now),
@@ -378,16 +361,14 @@ pub type OverdueCursor = (NaiveDate, Uuid, i32);
 
 /// Unpaid installments due before `as_of`, ordered by (due date, loan,
 /// number) in `order`, starting after `after`: a range scan of the partial
-/// indexes on unpaid installments. The status test is a literal so that
-/// both databases can match it to the indexes' `WHERE status <> 'PAID'`.
+/// indexes on unpaid installments.
 pub fn past_due_unpaid(
     as_of: NaiveDate,
     order: Order,
     after: Option<OverdueCursor>,
 ) -> Select<installment::Entity> {
     let mut query = installment::Entity::find()
-        .filter(Expr::cust("status <> 'PAID'"))
-        .filter(installment::Column::DueDate.lt(as_of))
+        .filter(installment::overdue_on(as_of))
         .order_by(installment::Column::DueDate, order.clone())
         .order_by(installment::Column::LoanId, order.clone())
         .order_by(installment::Column::Number, order.clone());
@@ -449,12 +430,8 @@ pub async fn overdue(
             user_id: row.user_id,
             installment_number: row.number,
             due_date: row.due_date,
-            amount_due: Money::from_minor(
-                row.principal_minor + row.interest_minor + row.penalty_minor,
-            ),
-            amount_paid: Money::from_minor(
-                row.principal_paid_minor + row.interest_paid_minor + row.penalty_paid_minor,
-            ),
+            amount_due: row.figures().amount_due(),
+            amount_paid: row.figures().amount_paid(),
             penalty: Money::from_minor(row.penalty_minor),
             currency: currencies.get(&row.loan_id).cloned().unwrap_or_default(),
             days_overdue: (as_of - row.due_date).num_days(),

@@ -27,3 +27,39 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The figures the ledger rules work on.
+    pub fn figures(&self) -> crate::ledger::InstallmentFigures {
+        use crate::ledger::Owed;
+        use crate::money::Money;
+        crate::ledger::InstallmentFigures {
+            due_date: self.due_date,
+            due: Owed {
+                penalty: Money::from_minor(self.penalty_minor),
+                interest: Money::from_minor(self.interest_minor),
+                principal: Money::from_minor(self.principal_minor),
+            },
+            paid: Owed {
+                penalty: Money::from_minor(self.penalty_paid_minor),
+                interest: Money::from_minor(self.interest_paid_minor),
+                principal: Money::from_minor(self.principal_paid_minor),
+            },
+        }
+    }
+}
+
+/// `status <> 'PAID'`: installments not fully paid. Written as a literal
+/// so that both databases match it to the partial indexes on unpaid
+/// installments (`WHERE status <> 'PAID'`); a bound parameter would not.
+pub fn not_fully_paid() -> Expr {
+    Expr::cust("status <> 'PAID'")
+}
+
+/// Installments overdue on `as_of` by the ledger's rule
+/// ([`crate::ledger::is_overdue`]): not fully paid, due before `as_of`.
+pub fn overdue_on(as_of: Date) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(not_fully_paid())
+        .add(Column::DueDate.lt(as_of))
+}

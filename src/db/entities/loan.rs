@@ -34,3 +34,16 @@ pub struct Model {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The running totals the ledger rules work on.
+    pub fn totals(&self) -> crate::ledger::LoanTotals {
+        use crate::money::Money;
+        crate::ledger::LoanTotals {
+            total_payable: Money::from_minor(self.total_payable_minor),
+            penalties: Money::from_minor(self.penalties_minor),
+            penalties_paid: Money::from_minor(self.penalties_paid_minor),
+            total_paid: Money::from_minor(self.total_paid_minor),
+        }
+    }
+}

@@ -17,7 +17,7 @@ pub struct Owed {
 
 impl Owed {
     pub fn total(&self) -> Money {
-        Money::from_minor(self.penalty.minor() + self.interest.minor() + self.principal.minor())
+        self.penalty + self.interest + self.principal
     }
 }
 
@@ -33,7 +33,7 @@ pub struct Allocation {
 
 impl Allocation {
     pub fn total(&self) -> Money {
-        Money::from_minor(self.penalty.minor() + self.interest.minor() + self.principal.minor())
+        self.penalty + self.interest + self.principal
     }
 }
 
@@ -59,22 +59,20 @@ pub fn allocate_payment(amount: Money, owed: &[Owed]) -> Result<PaymentSplit, Al
     if !amount.is_positive() {
         return Err(AllocationError::NotPositive);
     }
-    let outstanding: i64 = owed.iter().map(|o| o.total().minor()).sum();
-    if amount.minor() > outstanding {
-        return Err(AllocationError::ExceedsOutstanding {
-            outstanding: Money::from_minor(outstanding),
-        });
+    let outstanding: Money = owed.iter().map(Owed::total).sum();
+    if amount > outstanding {
+        return Err(AllocationError::ExceedsOutstanding { outstanding });
     }
-    let mut left = amount.minor();
+    let mut left = amount;
     let mut split = PaymentSplit::default();
     for (index, installment) in owed.iter().enumerate() {
-        if left == 0 {
+        if left.is_zero() {
             break;
         }
         let mut take = |owed_part: Money| {
-            let taken = left.min(owed_part.minor().max(0));
+            let taken = left.min(owed_part.at_least_zero());
             left -= taken;
-            Money::from_minor(taken)
+            taken
         };
         let allocation = Allocation {
             index,
@@ -83,11 +81,9 @@ pub fn allocate_payment(amount: Money, owed: &[Owed]) -> Result<PaymentSplit, Al
             principal: take(installment.principal),
         };
         if allocation.total().is_positive() {
-            split.penalty = Money::from_minor(split.penalty.minor() + allocation.penalty.minor());
-            split.interest =
-                Money::from_minor(split.interest.minor() + allocation.interest.minor());
-            split.principal =
-                Money::from_minor(split.principal.minor() + allocation.principal.minor());
+            split.penalty += allocation.penalty;
+            split.interest += allocation.interest;
+            split.principal += allocation.principal;
             split.allocations.push(allocation);
         }
     }

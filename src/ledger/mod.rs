@@ -1,0 +1,251 @@
+//! The loan-servicing rules, in one place and with no I/O: what an
+//! installment still owes, its status and its loan's status after a
+//! payment, when an installment is overdue, the late fee, and how a payment
+//! is allocated.
+//!
+//! Services and jobs read rows from the database, turn them into the types
+//! here (`installment::Model::figures`, `loan::Model::totals`), ask these
+//! functions what follows, and write the answer back. Nothing here knows
+//! about SQL, HTTP or the clock: "today" is always an argument.
+
+pub mod allocation;
+mod late_fee;
+
+use chrono::NaiveDate;
+
+use crate::db::entities::{InstallmentStatus, LoanStatus};
+use crate::money::Money;
+
+pub use allocation::{Allocation, AllocationError, Owed, PaymentSplit, allocate_payment};
+pub use late_fee::LateFeeRule;
+
+/// One installment's figures: what it is due and what has been paid of it,
+/// part by part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstallmentFigures {
+    pub due_date: NaiveDate,
+    /// Principal, interest and any late fee charged.
+    pub due: Owed,
+    /// What payments have allocated to each part.
+    pub paid: Owed,
+}
+
+impl InstallmentFigures {
+    /// Principal + interest + penalty.
+    pub fn amount_due(&self) -> Money {
+        self.due.total()
+    }
+
+    /// Everything payments have allocated to it.
+    pub fn amount_paid(&self) -> Money {
+        self.paid.total()
+    }
+
+    /// What is still owed of each part.
+    pub fn owed(&self) -> Owed {
+        Owed {
+            penalty: self.due.penalty - self.paid.penalty,
+            interest: self.due.interest - self.paid.interest,
+            principal: self.due.principal - self.paid.principal,
+        }
+    }
+
+    /// What is still owed in all.
+    pub fn still_owed(&self) -> Money {
+        self.amount_due() - self.amount_paid()
+    }
+
+    pub fn is_settled(&self) -> bool {
+        !self.still_owed().is_positive()
+    }
+
+    /// Whether it is overdue on `as_of`: see [`is_overdue`].
+    pub fn is_overdue(&self, as_of: NaiveDate) -> bool {
+        is_overdue(self.due_date, self.is_settled(), as_of)
+    }
+
+    /// The figures after `allocation` has been paid towards it.
+    pub fn after_payment(&self, allocation: &Allocation) -> InstallmentFigures {
+        InstallmentFigures {
+            paid: Owed {
+                penalty: self.paid.penalty + allocation.penalty,
+                interest: self.paid.interest + allocation.interest,
+                principal: self.paid.principal + allocation.principal,
+            },
+            ..*self
+        }
+    }
+
+    /// The status these figures give an installment that had `previous`:
+    /// `PAID` once nothing is owed; an `OVERDUE` one stays overdue until
+    /// then (only the overdue job or a later day marks one); any other
+    /// becomes `PARTIAL` once something is paid.
+    pub fn status_after_payment(&self, previous: InstallmentStatus) -> InstallmentStatus {
+        if self.is_settled() {
+            InstallmentStatus::Paid
+        } else if previous == InstallmentStatus::Overdue {
+            InstallmentStatus::Overdue
+        } else if self.amount_paid().is_positive() {
+            InstallmentStatus::Partial
+        } else {
+            previous
+        }
+    }
+}
+
+/// The overdue rule: an installment is overdue when its due date is before
+/// `as_of` (today, in the service time zone) and it is not fully paid.
+pub fn is_overdue(due_date: NaiveDate, settled: bool, as_of: NaiveDate) -> bool {
+    !settled && due_date < as_of
+}
+
+/// A loan's running totals, as stored on the loan row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoanTotals {
+    /// Σ (principal + interest) of the schedule.
+    pub total_payable: Money,
+    /// Every late fee charged.
+    pub penalties: Money,
+    /// What payments have paid of the late fees.
+    pub penalties_paid: Money,
+    /// Σ payments.
+    pub total_paid: Money,
+}
+
+impl LoanTotals {
+    /// Everything still owed: unpaid principal, interest and penalties.
+    pub fn outstanding(&self) -> Money {
+        self.total_payable + self.penalties - self.total_paid
+    }
+
+    pub fn penalties_outstanding(&self) -> Money {
+        self.penalties - self.penalties_paid
+    }
+
+    /// The totals after a payment of `amount` split as `split`.
+    pub fn after_payment(&self, amount: Money, split: &PaymentSplit) -> LoanTotals {
+        LoanTotals {
+            total_paid: self.total_paid + amount,
+            penalties_paid: self.penalties_paid + split.penalty,
+            ..*self
+        }
+    }
+}
+
+/// The status of a loan that was `current` after a payment: `PAID` when
+/// nothing is owed; an `OVERDUE` loan with no overdue installment left is
+/// `APPROVED` again; otherwise unchanged.
+pub fn loan_status_after_payment(
+    current: LoanStatus,
+    outstanding: Money,
+    any_overdue_left: bool,
+) -> LoanStatus {
+    if !outstanding.is_positive() {
+        LoanStatus::Paid
+    } else if current == LoanStatus::Overdue && !any_overdue_left {
+        LoanStatus::Approved
+    } else {
+        current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
+    }
+
+    fn parts(penalty: i64, interest: i64, principal: i64) -> Owed {
+        Owed {
+            penalty: Money::from_minor(penalty),
+            interest: Money::from_minor(interest),
+            principal: Money::from_minor(principal),
+        }
+    }
+
+    fn figures(due: Owed, paid: Owed) -> InstallmentFigures {
+        InstallmentFigures {
+            due_date: date("2026-03-15"),
+            due,
+            paid,
+        }
+    }
+
+    #[test]
+    fn an_installment_owes_each_part_less_what_was_paid_of_it() {
+        let row = figures(parts(500, 1_000, 8_885), parts(500, 400, 0));
+        assert_eq!(row.amount_due(), Money::from_minor(10_385));
+        assert_eq!(row.amount_paid(), Money::from_minor(900));
+        assert_eq!(row.owed(), parts(0, 600, 8_885));
+        assert_eq!(row.still_owed(), Money::from_minor(9_485));
+        assert!(!row.is_settled());
+        assert!(figures(parts(0, 1, 2), parts(0, 1, 2)).is_settled());
+    }
+
+    #[test]
+    fn overdue_means_unpaid_and_due_before_the_day() {
+        let row = figures(parts(0, 1_000, 9_000), Owed::default());
+        assert!(
+            !row.is_overdue(date("2026-03-15")),
+            "due today is not overdue"
+        );
+        assert!(row.is_overdue(date("2026-03-16")));
+        let paid = figures(parts(0, 1_000, 9_000), parts(0, 1_000, 9_000));
+        assert!(!paid.is_overdue(date("2027-01-01")));
+    }
+
+    #[test]
+    fn installment_status_after_a_payment() {
+        use InstallmentStatus::{Overdue, Paid, Partial, Pending};
+        let due = parts(0, 1_000, 9_000);
+        let allocation = |amount: i64| Allocation {
+            index: 0,
+            interest: Money::from_minor(amount.min(1_000)),
+            principal: Money::from_minor((amount - 1_000).max(0)),
+            ..Allocation::default()
+        };
+        let unpaid = figures(due, Owed::default());
+        let part = unpaid.after_payment(&allocation(1_500));
+        assert_eq!(part.paid, parts(0, 1_000, 500));
+        assert_eq!(part.status_after_payment(Pending), Partial);
+        assert_eq!(part.status_after_payment(Overdue), Overdue);
+        let whole = unpaid.after_payment(&allocation(10_000));
+        assert_eq!(whole.status_after_payment(Pending), Paid);
+        assert_eq!(whole.status_after_payment(Overdue), Paid);
+        assert_eq!(unpaid.status_after_payment(Pending), Pending);
+    }
+
+    #[test]
+    fn loan_totals_and_status_after_a_payment() {
+        let totals = LoanTotals {
+            total_payable: Money::from_minor(106_619),
+            penalties: Money::from_minor(444),
+            penalties_paid: Money::ZERO,
+            total_paid: Money::from_minor(8_885),
+        };
+        assert_eq!(totals.outstanding(), Money::from_minor(98_178));
+        assert_eq!(totals.penalties_outstanding(), Money::from_minor(444));
+        let split = PaymentSplit {
+            penalty: Money::from_minor(444),
+            interest: Money::from_minor(100),
+            ..PaymentSplit::default()
+        };
+        let after = totals.after_payment(Money::from_minor(544), &split);
+        assert_eq!(after.total_paid, Money::from_minor(9_429));
+        assert_eq!(after.penalties_outstanding(), Money::ZERO);
+        assert_eq!(after.outstanding(), Money::from_minor(97_634));
+
+        use LoanStatus::{Approved, Overdue, Paid};
+        assert_eq!(
+            loan_status_after_payment(Approved, Money::ZERO, false),
+            Paid
+        );
+        assert_eq!(loan_status_after_payment(Overdue, Money::ZERO, false), Paid);
+        let some = Money::from_minor(1);
+        assert_eq!(loan_status_after_payment(Overdue, some, false), Approved);
+        assert_eq!(loan_status_after_payment(Overdue, some, true), Overdue);
+        assert_eq!(loan_status_after_payment(Approved, some, true), Approved);
+    }
+}
