@@ -1,7 +1,7 @@
 //! Loan Tracker: a loan-servicing backend.
 //!
 //! People register and apply for loans; staff approve them; borrowers repay
-//! in monthly installments. See `../shared/API.md` for the HTTP contract
+//! in monthly installments. See `docs/api.md` for the HTTP contract
 //! and the README for running it.
 
 pub mod app;

@@ -67,22 +67,25 @@ enum JobsCommand {
     },
 }
 
+/// Prints the OpenAPI document the server would serve with `config`
+/// (the amount bounds come from it).
+fn print_openapi(config: &Config) -> ExitCode {
+    match serde_json::to_string_pretty(&loan_tracker::http::openapi_document(config)) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck) = cli.command {
         return healthcheck();
-    }
-    if let Some(Command::Openapi) = cli.command {
-        return match serde_json::to_string_pretty(&loan_tracker::http::openapi_document()) {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
-        };
     }
     // A missing .env is normal; a malformed one is not.
     if let Err(error) = dotenvy::dotenv()
@@ -99,6 +102,9 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Serve { no_worker: false });
+    if let Command::Openapi = command {
+        return print_openapi(&config);
+    }
     let long_running = matches!(command, Command::Serve { .. } | Command::Worker);
     let _flush_logs_at_exit = startup::init_tracing(config.log_format, !long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

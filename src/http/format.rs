@@ -1,5 +1,7 @@
 //! Wire formats shared by every view.
 
+use crate::money::Money;
+
 /// Timestamps go out as RFC 3339 UTC with whole seconds:
 /// `2026-11-24T15:04:05Z`.
 pub mod timestamp {
@@ -29,7 +31,7 @@ pub mod timestamp {
 }
 
 /// `Money` on the wire: a string with exactly two decimals.
-impl utoipa::PartialSchema for crate::money::Money {
+impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
@@ -42,7 +44,7 @@ impl utoipa::PartialSchema for crate::money::Money {
     }
 }
 
-impl utoipa::ToSchema for crate::money::Money {}
+impl utoipa::ToSchema for Money {}
 
 /// `Percent` on the wire: a decimal string of percent.
 impl utoipa::PartialSchema for crate::money::Percent {
@@ -88,41 +90,157 @@ fn decimal_input_schema(
         .into()
 }
 
-/// A loan amount in a request: 100.00 to 1 000 000.00 (the defaults of
-/// `LOAN_MIN_AMOUNT` and `LOAN_MAX_AMOUNT`), at most two decimals.
+/// A loan amount in a request. The bounds (`LOAN_MIN_AMOUNT`,
+/// `LOAN_MAX_AMOUNT`) are configuration, so this placeholder is replaced by
+/// [`amount_input_schema`] when the document is assembled.
 pub struct LoanAmountInput;
 
 impl utoipa::PartialSchema for LoanAmountInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        decimal_input_schema(
-            "An amount from 100.00 to 1000000.00 with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50).",
-            r"^([1-9][0-9]{2,5}(\.[0-9]{1,2})?|1000000(\.0{1,2})?)$",
-            100.0,
-            1_000_000.0,
-            0.01,
-        )
+        amount_input_schema(Money::from_minor(10_000), Money::from_minor(100_000_000))
     }
 }
 
 impl utoipa::ToSchema for LoanAmountInput {}
 
-/// A payment amount in a request: positive, at most two decimals, at most
-/// 1 000 000.00 (and at most what the loan still owes).
+/// A payment amount in a request: positive and at most `LOAN_MAX_AMOUNT`
+/// (and never more than the loan still owes). Replaced like
+/// [`LoanAmountInput`].
 pub struct PaymentAmountInput;
 
 impl utoipa::PartialSchema for PaymentAmountInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        decimal_input_schema(
-            "A positive amount of at most 1000000.00 with at most two decimals, as a string or a JSON number; never more than the loan still owes.",
-            r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,5}(\.[0-9]{1,2})?|1000000(\.0{1,2})?)$",
-            0.01,
-            1_000_000.0,
-            0.01,
-        )
+        amount_input_schema(Money::from_minor(1), Money::from_minor(100_000_000))
     }
 }
 
 impl utoipa::ToSchema for PaymentAmountInput {}
+
+/// The schema of an amount in a request between `min` and `max`
+/// inclusive: a decimal string with at most two decimals, or a JSON number.
+pub fn amount_input_schema(
+    min: Money,
+    max: Money,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    decimal_input_schema(
+        &format!(
+            "An amount from {min} to {max} with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50)."
+        ),
+        &amount_pattern(min, max),
+        min.to_decimal().try_into().unwrap_or(0.0),
+        max.to_decimal().try_into().unwrap_or(f64::MAX),
+        0.01,
+    )
+}
+
+/// A regular expression matching exactly the decimal strings (digits
+/// without leading zeros, at most two decimals) whose value lies between
+/// `min` and `max`, both positive.
+pub fn amount_pattern(min: Money, max: Money) -> String {
+    let (min, max) = (min.minor().max(0), max.minor().max(0));
+    let (min_whole, min_cents) = (min / 100, min % 100);
+    let (max_whole, max_cents) = (max / 100, max % 100);
+    let mut alternatives = Vec::new();
+    if min_whole == max_whole {
+        alternatives.push(format!(
+            "{min_whole}{}",
+            fraction_pattern(min_cents, max_cents)
+        ));
+    } else {
+        alternatives.push(format!("{min_whole}{}", fraction_pattern(min_cents, 99)));
+        if min_whole + 1 < max_whole {
+            alternatives.push(format!(
+                "{}(\\.[0-9]{{1,2}})?",
+                whole_range_pattern(min_whole + 1, max_whole - 1)
+            ));
+        }
+        alternatives.push(format!("{max_whole}{}", fraction_pattern(0, max_cents)));
+    }
+    format!("^({})$", alternatives.join("|"))
+}
+
+/// The decimals (none, one or two digits) worth `low..=high` cents.
+fn fraction_pattern(low: i64, high: i64) -> String {
+    let mut forms = Vec::new();
+    if low == 0 {
+        forms.push(String::new());
+    }
+    let tenths: Vec<i64> = (0..10)
+        .filter(|d| (low..=high).contains(&(d * 10)))
+        .collect();
+    if let (Some(first), Some(last)) = (tenths.first(), tenths.last()) {
+        forms.push(format!("\\.[{first}-{last}]"));
+    }
+    forms.push(format!(
+        "\\.{}",
+        fixed_width_pattern(&format!("{low:02}"), &format!("{high:02}"))
+    ));
+    match forms.as_slice() {
+        [only] => only.clone(),
+        _ if forms[0].is_empty() => format!("({})?", forms[1..].join("|")),
+        _ => format!("({})", forms.join("|")),
+    }
+}
+
+/// Whole numbers `low..=high` written without leading zeros.
+fn whole_range_pattern(low: i64, high: i64) -> String {
+    let mut alternatives = Vec::new();
+    let mut width_start = low;
+    while width_start <= high {
+        let width = width_start.to_string().len();
+        let width_end = high.min(10_i64.pow(width as u32) - 1);
+        alternatives.push(fixed_width_pattern(
+            &width_start.to_string(),
+            &width_end.to_string(),
+        ));
+        width_start = width_end + 1;
+    }
+    format!("({})", alternatives.join("|"))
+}
+
+/// Digit strings of one width between `low` and `high` (same width,
+/// `low <= high`).
+fn fixed_width_pattern(low: &str, high: &str) -> String {
+    let (Some(low_first), Some(high_first)) = (low.chars().next(), high.chars().next()) else {
+        return String::new();
+    };
+    let (low_rest, high_rest) = (&low[1..], &high[1..]);
+    if low_first == high_first {
+        return format!("{low_first}{}", fixed_width_pattern(low_rest, high_rest));
+    }
+    let any_rest = if low_rest.is_empty() {
+        String::new()
+    } else {
+        format!("[0-9]{{{}}}", low_rest.len())
+    };
+    let low_full = low_rest.bytes().all(|b| b == b'0');
+    let high_full = high_rest.bytes().all(|b| b == b'9');
+    let digit = |c: char| c.to_digit(10).map_or(0, i64::from);
+    let middle_from = digit(low_first) + i64::from(!low_full);
+    let middle_to = digit(high_first) - i64::from(!high_full);
+    let mut alternatives = Vec::new();
+    if !low_full {
+        let nines = "9".repeat(low_rest.len());
+        alternatives.push(format!(
+            "{low_first}{}",
+            fixed_width_pattern(low_rest, &nines)
+        ));
+    }
+    if middle_from <= middle_to {
+        alternatives.push(format!("[{middle_from}-{middle_to}]{any_rest}"));
+    }
+    if !high_full {
+        let zeros = "0".repeat(high_rest.len());
+        alternatives.push(format!(
+            "{high_first}{}",
+            fixed_width_pattern(&zeros, high_rest)
+        ));
+    }
+    match alternatives.as_slice() {
+        [only] => only.clone(),
+        _ => format!("({})", alternatives.join("|")),
+    }
+}
 
 /// An annual interest rate in a request: 0 to 100 percent, at most four
 /// decimals.
@@ -141,3 +259,67 @@ impl utoipa::PartialSchema for RateInput {
 }
 
 impl utoipa::ToSchema for RateInput {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).expect("pattern").is_match(text)
+    }
+
+    #[test]
+    fn the_default_loan_bounds() {
+        let pattern = amount_pattern(Money::from_minor(10_000), Money::from_minor(100_000_000));
+        for good in [
+            "100",
+            "100.0",
+            "100.00",
+            "1250.5",
+            "999999.99",
+            "1000000",
+            "1000000.00",
+        ] {
+            assert!(matches(&pattern, good), "{good}");
+        }
+        for bad in [
+            "99.99",
+            "0100",
+            "1000000.01",
+            "1000001",
+            "12.345",
+            "",
+            "1e3",
+        ] {
+            assert!(!matches(&pattern, bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_pattern_accepts_exactly_the_amounts_within_bounds(
+            min in 1i64..2_000_000,
+            span in 0i64..5_000_000,
+            probe in 0i64..8_000_000,
+            decimals in 0usize..3,
+        ) {
+            let max = min + span;
+            let pattern = amount_pattern(Money::from_minor(min), Money::from_minor(max));
+            let whole = probe / 100;
+            let cents = probe % 100;
+            // The probe written with 0, 1 or 2 decimals (dropping digits
+            // changes its value, which is what the bounds then judge).
+            let (text, value) = match decimals {
+                0 => (whole.to_string(), whole * 100),
+                1 => (format!("{whole}.{}", cents / 10), whole * 100 + cents / 10 * 10),
+                _ => (format!("{whole}.{cents:02}"), probe),
+            };
+            prop_assert_eq!(
+                matches(&pattern, &text),
+                (min..=max).contains(&value),
+                "{} against {}..={} with {}", text, min, max, pattern
+            );
+        }
+    }
+}

@@ -16,6 +16,7 @@ use utoipa::openapi::{Content, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::config::Config;
 
 pub mod docs;
 pub mod error;
@@ -67,17 +68,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(health::router())
 }
 
-/// The OpenAPI document exactly as `GET /openapi.json` serves it.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document exactly as `GET /openapi.json` serves it with
+/// this configuration.
+pub fn openapi_document(config: &Config) -> utoipa::openapi::OpenApi {
     let (_, mut document) = api_routes().split_for_parts();
-    complete_document(&mut document);
+    complete_document(&mut document, config);
     document
 }
 
 /// The whole application: routes, docs and middleware.
 pub fn router(state: AppState) -> Router {
     let (api, mut document) = api_routes().split_for_parts();
-    complete_document(&mut document);
+    complete_document(&mut document, &state.config);
     let document_json = serde_json::to_string(&document).unwrap_or_else(|error| {
         tracing::error!(%error, "cannot serialise the OpenAPI document");
         "{}".to_owned()
@@ -179,9 +181,18 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 /// Adds what every operation shares: the bearer security scheme, and the
-/// problem+json responses that middleware and extractors can produce.
-fn complete_document(document: &mut utoipa::openapi::OpenApi) {
+/// problem+json responses that middleware and extractors can produce; and
+/// what depends on the configuration: the bounds of amounts in requests.
+fn complete_document(document: &mut utoipa::openapi::OpenApi, config: &Config) {
     let components = document.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "LoanAmountInput".to_owned(),
+        format::amount_input_schema(config.loan_min_amount, config.loan_max_amount),
+    );
+    components.schemas.insert(
+        "PaymentAmountInput".to_owned(),
+        format::amount_input_schema(crate::money::Money::from_minor(1), config.loan_max_amount),
+    );
     components.add_security_scheme(
         "bearerAuth",
         SecurityScheme::Http(

@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request};
+use serde_json::Value;
 use serde_json::json;
 
 use crate::support::TestApp;
@@ -115,10 +116,62 @@ async fn the_openapi_document_describes_the_served_routes() {
     );
     assert!(document["components"]["securitySchemes"]["bearerAuth"].is_object());
     assert_eq!(
-        serde_json::to_value(loan_tracker::http::openapi_document()).expect("document"),
+        serde_json::to_value(loan_tracker::http::openapi_document(&app.state.config))
+            .expect("document"),
         *document,
         "the CLI prints what the server serves"
     );
+}
+
+/// `docs/openapi.json` is the contract as a reader of the repository sees
+/// it: any change to what the server documents must show up there.
+#[tokio::test]
+async fn the_committed_openapi_document_is_what_the_server_serves() {
+    let app = TestApp::spawn().await;
+    let served = app.call(Method::GET, "/openapi.json", None, None).await;
+    served.assert_status(200);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).expect("docs/openapi.json is committed"),
+    )
+    .expect("docs/openapi.json is JSON");
+    assert!(
+        committed == served.body,
+        "docs/openapi.json differs from the served document; refresh it with \
+         `cargo run -- openapi > docs/openapi.json` and review the diff"
+    );
+}
+
+#[tokio::test]
+async fn the_documented_amount_bounds_follow_the_configuration() {
+    let app = TestApp::builder()
+        .env("LOAN_MIN_AMOUNT", "250.50")
+        .env("LOAN_MAX_AMOUNT", "5000")
+        .build()
+        .await;
+    let response = app.call(Method::GET, "/openapi.json", None, None).await;
+    let schemas = &response.body["components"]["schemas"];
+    let loan_amount = &schemas["LoanAmountInput"];
+    assert_eq!(loan_amount["oneOf"][1]["minimum"], 250.5);
+    assert_eq!(loan_amount["oneOf"][1]["maximum"], 5000.0);
+    let pattern = regex::Regex::new(
+        loan_amount["oneOf"][0]["pattern"]
+            .as_str()
+            .expect("pattern"),
+    )
+    .expect("a regular expression");
+    for (text, accepted) in [
+        ("250.49", false),
+        ("250.5", true),
+        ("250.50", true),
+        ("4999.99", true),
+        ("5000", true),
+        ("5000.01", false),
+    ] {
+        assert_eq!(pattern.is_match(text), accepted, "{text}");
+    }
+    assert_eq!(schemas["PaymentAmountInput"]["oneOf"][1]["maximum"], 5000.0);
+    assert_eq!(schemas["PaymentAmountInput"]["oneOf"][1]["minimum"], 0.01);
 }
 
 #[tokio::test]
