@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(state: loan_tracker::app::AppState) -> anyhow::Result<()> {
-    let router = loan_tracker::http::router(state.clone());
+    let router = loan_tracker::router::router(state.clone());
     let client = Client { router };
 
     let borrower = client

@@ -60,7 +60,7 @@ impl AppState {
             config.refresh_token_ttl,
         );
         let redis = match &config.redis_url {
-            Some(url) => Some(crate::cache::connect(url.expose())?),
+            Some(url) => Some(crate::redis::connect(url.expose())?),
             None => None,
         };
         let cache = match (&redis, &config.redis_url) {
@@ -69,6 +69,7 @@ impl AppState {
                 url.expose(),
                 &config.redis_key_prefix,
                 NEAR_CACHE_CAPACITY,
+                clock.clone(),
             )?,
             _ => Cache::local(NEAR_CACHE_CAPACITY),
         };
@@ -78,8 +79,15 @@ impl AppState {
             config.auth_rate_limit_per_minute,
             redis.clone(),
             prefix,
+            clock.clone(),
         );
-        let rate_limiter = Limiter::new("api", config.rate_limit_per_minute, redis.clone(), prefix);
+        let rate_limiter = Limiter::new(
+            "api",
+            config.rate_limit_per_minute,
+            redis.clone(),
+            prefix,
+            clock.clone(),
+        );
         let recent_writers = RecentWriters::new(
             config.read_your_writes,
             redis.clone(),
@@ -108,4 +116,24 @@ impl AppState {
     pub fn today(&self) -> chrono::NaiveDate {
         crate::clock::local_date(self.now(), self.config.timezone)
     }
+
+    /// The database a list requested by `user` reads from: the replica,
+    /// unless `user` wrote recently (then the primary, so they read their
+    /// own writes), or the only database there is.
+    pub async fn list_reader(&self, user: uuid::Uuid) -> &sea_orm::DatabaseConnection {
+        if self.config.database_read_url.is_none() {
+            return &self.db.read;
+        }
+        if self.recent_writers.wrote_recently(user, self.now()).await {
+            &self.db.write
+        } else {
+            &self.db.read
+        }
+    }
+}
+
+/// Identifies this process, in `job_runs` and email delivery claims.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
 }

@@ -35,18 +35,19 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
+use crate::clock::SharedClock;
+use crate::redis::with_timeout;
+
 /// How long a cached value lives.
 pub const ENTRY_TTL: Duration = Duration::from_secs(60);
 /// Generations outlive every entry they name.
 const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Longest a Redis call may take before it counts as failed.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
 /// After a failure, Redis is left alone this long.
 const REDIS_PAUSE: Duration = Duration::from_secs(2);
 /// How often a lost invalidation retries moving the epoch.
@@ -175,6 +176,8 @@ struct SharedCache {
     instance: String,
     /// Unix millis before which Redis is not tried again.
     paused_until: AtomicU64,
+    /// Where the pause after a failure is measured.
+    clock: SharedClock,
     /// A bump failed: the epoch must move before the cache is used again.
     epoch_stale: AtomicBool,
     /// The invalidation subscription is live, so near entries are current.
@@ -186,17 +189,21 @@ struct SharedCache {
 
 impl SharedCache {
     fn available(&self) -> bool {
-        unix_millis() >= self.paused_until.load(Ordering::Relaxed)
+        self.unix_millis() >= self.paused_until.load(Ordering::Relaxed)
     }
 
     fn failed(&self, error: &redis::RedisError) {
-        let until = unix_millis() + REDIS_PAUSE.as_millis() as u64;
+        let until = self.unix_millis() + REDIS_PAUSE.as_millis() as u64;
         self.paused_until.store(until, Ordering::Relaxed);
         tracing::warn!(error = %error, "redis unavailable; pausing its use");
     }
 
     fn key(&self, part: &str) -> String {
         format!("{}:cache:{part}", self.prefix)
+    }
+
+    fn unix_millis(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0)
     }
 
     fn events_channel(&self) -> String {
@@ -399,6 +406,7 @@ impl Cache {
         url: &str,
         prefix: &str,
         near_capacity: u64,
+        clock: SharedClock,
     ) -> redis::RedisResult<Cache> {
         let cache = Cache {
             inner: Arc::new(CacheInner {
@@ -409,6 +417,7 @@ impl Cache {
                     prefix: prefix.to_owned(),
                     instance: Uuid::new_v4().simple().to_string(),
                     paused_until: AtomicU64::new(0),
+                    clock,
                     epoch_stale: AtomicBool::new(false),
                     in_sync: AtomicBool::new(false),
                     next_sequence: AtomicU64::new(0),
@@ -649,48 +658,4 @@ fn handle_message(inner: &CacheInner, message: &redis::Msg) {
 
 fn record_result(kind: CacheKind, result: &'static str) {
     crate::metrics::record_cache_result(kind.as_str(), result);
-}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-/// Runs a Redis call with a short deadline, so a hung Redis slows no
-/// request by more than [`REDIS_TIMEOUT`].
-pub async fn with_timeout<T>(
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> redis::RedisResult<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "redis call timed out",
-        ))),
-    }
-}
-
-/// A connection manager that connects lazily and reconnects by itself,
-/// failing calls fast while Redis is away.
-pub fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client, config)
-}
-
-/// Whether Redis answers `PING`.
-pub async fn ping(connection: &ConnectionManager) -> bool {
-    let mut connection = connection.clone();
-    with_timeout(async {
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-    })
-    .await
-    .is_ok()
 }

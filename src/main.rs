@@ -70,7 +70,7 @@ enum JobsCommand {
 /// Prints the OpenAPI document the server would serve with `config`
 /// (the amount bounds come from it).
 fn print_openapi(config: &Config) -> ExitCode {
-    match serde_json::to_string_pretty(&loan_tracker::http::openapi_document(config)) {
+    match serde_json::to_string_pretty(&loan_tracker::router::openapi_document(config)) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS

@@ -28,7 +28,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::app::AppState;
+use crate::db::Db;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -158,13 +158,15 @@ pub fn record_cache_result(cache: &'static str, result: &'static str) {
         .increment(1);
 }
 
-/// The Prometheus text for a scrape, after sampling the gauges.
-pub async fn render(state: &AppState) -> String {
-    sample_pool(&state.db.write, "write");
-    if state.config.database_read_url.is_some() || !state.db.is_postgres() {
-        sample_pool(&state.db.read, "read");
+/// The Prometheus text for a scrape, after sampling the gauges of `db`
+/// (its read pool too when it has one of its own: a replica, or SQLite's
+/// separate reader pool).
+pub async fn render(db: &Db, has_read_replica: bool) -> String {
+    sample_pool(&db.write, "write");
+    if has_read_replica || !db.is_postgres() {
+        sample_pool(&db.read, "read");
     }
-    sample_queue(state).await;
+    sample_queue(&db.read).await;
     install().map(PrometheusHandle::render).unwrap_or_default()
 }
 
@@ -185,15 +187,13 @@ fn sample_pool(connection: &DatabaseConnection, pool: &'static str) {
     metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
 }
 
-async fn sample_queue(state: &AppState) {
-    let backend = state.db.read.get_database_backend();
+async fn sample_queue(reader: &DatabaseConnection) {
+    let backend = reader.get_database_backend();
     // Both counts use the notifications' partial indexes.
     let sql = "SELECT \
         (SELECT COUNT(*) FROM notifications WHERE email_enqueued_at IS NULL) AS outbox, \
         (SELECT COUNT(*) FROM notifications WHERE email_enqueued_at IS NOT NULL AND emailed_at IS NULL) AS queued";
-    let row = state
-        .db
-        .read
+    let row = reader
         .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
         .await;
     if let Ok(Some(row)) = row {

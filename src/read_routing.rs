@@ -16,10 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use sea_orm::DatabaseConnection;
-use uuid::Uuid;
 
-use crate::app::AppState;
+use uuid::Uuid;
 
 /// Remembers when each user last wrote.
 pub struct RecentWriters {
@@ -62,7 +60,7 @@ impl RecentWriters {
             let mut connection = connection.clone();
             let key = format!("{prefix}:wrote:{user}");
             let ttl = self.window.as_secs() + 60;
-            let stored: redis::RedisResult<()> = crate::cache::with_timeout(async {
+            let stored: redis::RedisResult<()> = crate::redis::with_timeout(async {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(now.timestamp_millis())
@@ -95,7 +93,7 @@ impl RecentWriters {
         };
         let mut connection = connection.clone();
         let key = format!("{prefix}:wrote:{user}");
-        let stored: redis::RedisResult<Option<i64>> = crate::cache::with_timeout(async {
+        let stored: redis::RedisResult<Option<i64>> = crate::redis::with_timeout(async {
             redis::cmd("GET")
                 .arg(&key)
                 .query_async(&mut connection)
@@ -109,20 +107,6 @@ impl RecentWriters {
             Ok(None) => false,
             // Not knowing, read the primary: never a stale answer.
             Err(_) => true,
-        }
-    }
-}
-
-impl AppState {
-    /// The database a list requested by `user` reads from.
-    pub async fn list_reader(&self, user: Uuid) -> &DatabaseConnection {
-        if self.config.database_read_url.is_none() {
-            return &self.db.read;
-        }
-        if self.recent_writers.wrote_recently(user, self.now()).await {
-            &self.db.write
-        } else {
-            &self.db.read
         }
     }
 }

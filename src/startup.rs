@@ -149,7 +149,7 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
     } else {
         None
     };
-    let app = crate::http::router(state);
+    let app = crate::router::router(state);
     tracing::info!(%address, background, "listening");
     let (signalled, mut signal) = tokio::sync::watch::channel(false);
     let server = axum::serve(
@@ -186,7 +186,7 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
 pub async fn run_worker(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let workers = crate::worker::Background::start(state.clone()).await?;
-    let operations = crate::http::operations_router(state);
+    let operations = crate::router::operations_router(state);
     tracing::info!(%address, "worker running; serving health and metrics only");
     let served = axum::serve(listener, operations)
         .with_graceful_shutdown(shutdown_signal())

@@ -57,27 +57,6 @@ impl From<audit_log::Model> for AuditLogView {
     }
 }
 
-/// The audit actions, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
-enum AuditActionName {
-    USER_REGISTERED,
-    LOGIN_SUCCEEDED,
-    LOGIN_FAILED,
-    REFRESH_REUSE_DETECTED,
-    LOGOUT,
-    ROLE_CHANGED,
-    PROFILE_UPDATED,
-    LOAN_APPLIED,
-    LOAN_APPROVED,
-    LOAN_REJECTED,
-    LOAN_CANCELLED,
-    PAYMENT_RECORDED,
-    PENALTY_APPLIED,
-    LOAN_OVERDUE,
-    LOAN_PAID,
-}
-
 /// Filters of the audit list.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -85,7 +64,7 @@ enum AuditActionName {
 struct AuditFilters {
     #[param(rename = "actorId")]
     actor_id: Option<Uuid>,
-    #[param(value_type = Option<AuditActionName>, inline)]
+    #[param(value_type = Option<crate::enums::AuditAction>, inline)]
     action: Option<String>,
     #[param(rename = "entityId")]
     entity_id: Option<Uuid>,

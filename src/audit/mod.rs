@@ -6,92 +6,12 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::actor::RequestMeta;
 use crate::db::entities::audit_log;
+use crate::http::client::RequestMeta;
 
 pub mod handlers;
 
-/// What happened. Stored as its SCREAMING_SNAKE_CASE name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuditAction {
-    UserRegistered,
-    LoginSucceeded,
-    LoginFailed,
-    RefreshReuseDetected,
-    Logout,
-    RoleChanged,
-    ProfileUpdated,
-    LoanApplied,
-    LoanApproved,
-    LoanRejected,
-    LoanCancelled,
-    PaymentRecorded,
-    PenaltyApplied,
-    LoanOverdue,
-    LoanPaid,
-}
-
-impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
-        AuditAction::UserRegistered,
-        AuditAction::LoginSucceeded,
-        AuditAction::LoginFailed,
-        AuditAction::RefreshReuseDetected,
-        AuditAction::Logout,
-        AuditAction::RoleChanged,
-        AuditAction::ProfileUpdated,
-        AuditAction::LoanApplied,
-        AuditAction::LoanApproved,
-        AuditAction::LoanRejected,
-        AuditAction::LoanCancelled,
-        AuditAction::PaymentRecorded,
-        AuditAction::PenaltyApplied,
-        AuditAction::LoanOverdue,
-        AuditAction::LoanPaid,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::UserRegistered => "USER_REGISTERED",
-            AuditAction::LoginSucceeded => "LOGIN_SUCCEEDED",
-            AuditAction::LoginFailed => "LOGIN_FAILED",
-            AuditAction::RefreshReuseDetected => "REFRESH_REUSE_DETECTED",
-            AuditAction::Logout => "LOGOUT",
-            AuditAction::RoleChanged => "ROLE_CHANGED",
-            AuditAction::ProfileUpdated => "PROFILE_UPDATED",
-            AuditAction::LoanApplied => "LOAN_APPLIED",
-            AuditAction::LoanApproved => "LOAN_APPROVED",
-            AuditAction::LoanRejected => "LOAN_REJECTED",
-            AuditAction::LoanCancelled => "LOAN_CANCELLED",
-            AuditAction::PaymentRecorded => "PAYMENT_RECORDED",
-            AuditAction::PenaltyApplied => "PENALTY_APPLIED",
-            AuditAction::LoanOverdue => "LOAN_OVERDUE",
-            AuditAction::LoanPaid => "LOAN_PAID",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<AuditAction> {
-        Self::ALL.into_iter().find(|action| action.as_str() == text)
-    }
-}
-
-/// The kind of record an entry is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntityType {
-    User,
-    Loan,
-    Payment,
-}
-
-impl EntityType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntityType::User => "USER",
-            EntityType::Loan => "LOAN",
-            EntityType::Payment => "PAYMENT",
-        }
-    }
-}
+pub use crate::enums::{AuditAction, EntityType};
 
 /// One audit entry before it is stored.
 #[derive(Debug, Clone)]

@@ -1,9 +1,6 @@
-//! Who is making a request: the [`Actor`] behind a bearer token, and the
-//! request's [`RequestMeta`] (client IP, request id) for the audit trail.
+//! Who is making a request: the [`Actor`] behind a bearer token.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use sea_orm::EntityTrait;
@@ -12,7 +9,6 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::tokens::AccessClaims;
 use crate::cache::CacheKind;
-use crate::config::IpRange;
 use crate::db::entities::{Role, user};
 use crate::http::error::{AppError, AppResult};
 
@@ -149,71 +145,6 @@ impl FromRequestParts<AppState> for StaffActor {
     }
 }
 
-/// Facts about the request recorded in the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub request_id: Option<String>,
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-impl FromRequestParts<AppState> for RequestMeta {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header_text = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|text| text.chars().take(256).collect::<String>())
-        };
-        Ok(RequestMeta {
-            request_id: header_text("x-request-id"),
-            ip: client_ip(parts, &state.config.trusted_proxies),
-            user_agent: header_text("user-agent"),
-        })
-    }
-}
-
-/// The client's address: the TCP peer, or, when the peer is a trusted
-/// proxy, the right-most address in `X-Forwarded-For` that is not itself a
-/// trusted proxy (entries further left can be forged by the client).
-pub fn client_ip(parts: &Parts, trusted_proxies: &[IpRange]) -> Option<IpAddr> {
-    client_ip_of(&parts.extensions, &parts.headers, trusted_proxies)
-}
-
-pub fn client_ip_of(
-    extensions: &axum::http::Extensions,
-    headers: &axum::http::HeaderMap,
-    trusted_proxies: &[IpRange],
-) -> Option<IpAddr> {
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())?;
-    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|range| range.contains(ip));
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|item| item.trim().parse().ok())
-        .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .unwrap_or(peer),
-    )
-}
-
 /// The claims of the request's access token if it is valid: as verified
 /// earlier in this request, or verified now.
 pub fn verified_claims(
@@ -234,33 +165,4 @@ pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::Request;
-
-    fn parts(peer: &str, forwarded: Option<&str>) -> Parts {
-        let mut builder = Request::builder().uri("/");
-        if let Some(forwarded) = forwarded {
-            builder = builder.header("x-forwarded-for", forwarded);
-        }
-        let (mut parts, ()) = builder.body(()).expect("request").into_parts();
-        let peer: SocketAddr = peer.parse().expect("address");
-        parts.extensions.insert(ConnectInfo(peer));
-        parts
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
-        let proxies: [IpRange; 1] = ["10.0.0.0/24".parse().expect("range")];
-        let forged = parts("203.0.113.9:5000", Some("1.2.3.4"));
-        assert_eq!(client_ip(&forged, &proxies), "203.0.113.9".parse().ok());
-        let proxied = parts("10.0.0.1:5000", Some("6.6.6.6, 198.51.100.7, 10.0.0.2"));
-        assert_eq!(client_ip(&proxied, &proxies), "198.51.100.7".parse().ok());
-        let bare = parts("10.0.0.1:5000", None);
-        assert_eq!(client_ip(&bare, &proxies), Some(proxy));
-    }
 }

@@ -10,9 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::actor::{RequestMeta, client_ip};
 use super::service::{self, AuthResponse, LoginIdentifier, Registration};
 use crate::app::AppState;
+use crate::http::client::RequestMeta;
+use crate::http::client::client_ip;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, JsonBody, Validator, accept};
 use crate::users::domain::{self, Email, NewPassword, Username};

@@ -10,11 +10,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::actor::RequestMeta;
 use super::tokens::{hash_refresh_token, new_refresh_token};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::db::entities::{Role, refresh_session, user};
+use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::users::domain::{Email, NewPassword, Username};
 use crate::users::service::{self as users, NewUser, ProfileInput};

@@ -65,7 +65,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
             }
         };
     let redis = match &state.redis {
-        Some(connection) => Some(if crate::cache::ping(connection).await {
+        Some(connection) => Some(if crate::redis::ping(connection).await {
             "ok"
         } else {
             tracing::warn!("readiness: redis check failed");

@@ -145,7 +145,7 @@ pub async fn rate_limit(
         request.extensions_mut().insert(claims);
     }
     let key = user.unwrap_or_else(|| {
-        let ip = crate::auth::actor::client_ip_of(
+        let ip = crate::http::client::client_ip_of(
             request.extensions(),
             request.headers(),
             &state.config.trusted_proxies,

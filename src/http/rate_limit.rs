@@ -11,19 +11,19 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
+
+use crate::clock::SharedClock;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// After a Redis failure, count locally this long before trying Redis again.
 const REDIS_PAUSE_SECS: u64 = 2;
 
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+fn unix_seconds(moment: DateTime<Utc>) -> u64 {
+    u64::try_from(moment.timestamp()).unwrap_or(0)
 }
 /// Sweep stale keys once this many are held.
 const SWEEP_THRESHOLD: usize = 10_000;
@@ -43,6 +43,7 @@ pub struct Decision {
 /// A limit shared through Redis when there is one.
 pub struct Limiter {
     scope: &'static str,
+    clock: SharedClock,
     local: RateLimiter,
     redis: Option<ConnectionManager>,
     key_prefix: String,
@@ -67,9 +68,11 @@ impl Limiter {
         limit: u32,
         redis: Option<ConnectionManager>,
         key_prefix: &str,
+        clock: SharedClock,
     ) -> Limiter {
         Limiter {
             scope,
+            clock,
             local: RateLimiter::per_minute(limit),
             redis,
             key_prefix: key_prefix.to_owned(),
@@ -80,13 +83,14 @@ impl Limiter {
 
     /// Counts one request for `key` and says whether it may proceed.
     pub async fn check(&self, key: &str) -> Decision {
-        let now = unix_seconds();
+        let moment = self.clock.now();
+        let now = unix_seconds(moment);
         let paused = now
             < self
                 .redis_paused_until
                 .load(std::sync::atomic::Ordering::Relaxed);
         let decision = match self.redis.as_ref().filter(|_| !paused) {
-            Some(redis) => match self.check_shared(redis, key).await {
+            Some(redis) => match self.check_shared(redis, key, now).await {
                 Ok(decision) => decision,
                 Err(error) => {
                     tracing::warn!(error = %error, scope = self.scope, "rate limit store unavailable; counting locally");
@@ -94,7 +98,7 @@ impl Limiter {
                         .store(now + REDIS_PAUSE_SECS, std::sync::atomic::Ordering::Relaxed);
                     metrics::counter!("rate_limit_fallbacks_total", "scope" => self.scope)
                         .increment(1);
-                    self.local.check(key)
+                    self.local.check_at(key, moment)
                 }
             },
             None => {
@@ -102,7 +106,7 @@ impl Limiter {
                     metrics::counter!("rate_limit_fallbacks_total", "scope" => self.scope)
                         .increment(1);
                 }
-                self.local.check(key)
+                self.local.check_at(key, moment)
             }
         };
         if !decision.allowed {
@@ -115,8 +119,8 @@ impl Limiter {
         &self,
         redis: &ConnectionManager,
         key: &str,
+        now: u64,
     ) -> redis::RedisResult<Decision> {
-        let now = unix_seconds();
         let window = now / WINDOW.as_secs();
         let limit = u64::from(self.local.limit);
         let decision = |count: u64| Decision {
@@ -153,7 +157,7 @@ impl Limiter {
             self.key_prefix, self.scope
         );
         let mut connection = redis.clone();
-        let (total,): (u64,) = crate::cache::with_timeout(async {
+        let (total,): (u64,) = crate::redis::with_timeout(async {
             redis::pipe()
                 .atomic()
                 .incr(&redis_key, chunk)
@@ -209,7 +213,7 @@ pub struct RateLimiter {
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
-    started: Instant,
+    started: DateTime<Utc>,
     count: u32,
 }
 
@@ -221,20 +225,19 @@ impl RateLimiter {
         }
     }
 
-    pub fn check(&self, key: &str) -> Decision {
-        self.check_at(key, Instant::now())
-    }
-
-    fn check_at(&self, key: &str, now: Instant) -> Decision {
+    /// Counts one request for `key` at `now`.
+    pub fn check_at(&self, key: &str, now: DateTime<Utc>) -> Decision {
+        let elapsed_since =
+            |started: DateTime<Utc>| (now - started).to_std().unwrap_or(Duration::ZERO);
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         if windows.len() >= SWEEP_THRESHOLD {
-            windows.retain(|_, window| now.duration_since(window.started) < WINDOW);
+            windows.retain(|_, window| elapsed_since(window.started) < WINDOW);
         }
         let window = windows.entry(key.to_owned()).or_insert(Window {
             started: now,
             count: 0,
         });
-        if now.duration_since(window.started) >= WINDOW {
+        if elapsed_since(window.started) >= WINDOW {
             *window = Window {
                 started: now,
                 count: 0,
@@ -244,7 +247,7 @@ impl RateLimiter {
         if allowed {
             window.count += 1;
         }
-        let elapsed = now.duration_since(window.started);
+        let elapsed = elapsed_since(window.started);
         let reset_after_secs = WINDOW.saturating_sub(elapsed).as_secs().max(1);
         Decision {
             allowed,
@@ -262,14 +265,18 @@ mod tests {
     #[test]
     fn allows_the_limit_then_refuses_until_the_window_ends() {
         let limiter = RateLimiter::per_minute(2);
-        let start = Instant::now();
+        let start = chrono::Utc::now();
         assert!(limiter.check_at("a", start).allowed);
         assert!(limiter.check_at("a", start).allowed);
         let refused = limiter.check_at("a", start + Duration::from_secs(15));
         assert!(!refused.allowed);
         assert_eq!(refused.reset_after_secs, 45);
         assert!(limiter.check_at("b", start).allowed, "keys are independent");
-        assert!(limiter.check_at("a", start + WINDOW).allowed);
+        assert!(
+            limiter
+                .check_at("a", start + chrono::Duration::seconds(60))
+                .allowed
+        );
     }
 
     /// Two instances that reserve counts in chunks still admit exactly the
@@ -285,15 +292,21 @@ mod tests {
         };
         let client = redis::Client::open(url.as_str()).expect("redis url");
         let prefix = format!("rltest-{}", uuid::Uuid::new_v4().simple());
+        // The count is per minute window: a clock held at the start of one
+        // keeps every request in it.
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::ManualClock::new(
+            chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("moment"),
+        ));
         let mut instances = Vec::new();
         for _ in 0..2 {
             let connection = client.get_connection_manager().await.expect("redis");
-            instances.push(Limiter::new("api", 1000, Some(connection), &prefix));
-        }
-        // The count is per wall-clock minute; stay clear of its end.
-        let into_window = unix_seconds() % WINDOW.as_secs();
-        if into_window > WINDOW.as_secs() - 5 {
-            tokio::time::sleep(Duration::from_secs(WINDOW.as_secs() - into_window + 1)).await;
+            instances.push(Limiter::new(
+                "api",
+                1000,
+                Some(connection),
+                &prefix,
+                clock.clone(),
+            ));
         }
 
         let first = instances[0].check("client").await;

@@ -9,7 +9,8 @@ use utoipa_axum::routes;
 
 use super::{JobName, JobOrigin, JobReport, Trigger};
 use crate::app::AppState;
-use crate::auth::actor::{AdminActor, RequestMeta};
+use crate::auth::actor::AdminActor;
+use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, OptionalJsonBody, Validator};
 use crate::loans::handlers::parse_date;

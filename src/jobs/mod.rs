@@ -18,8 +18,8 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::app::AppState;
-use crate::auth::actor::RequestMeta;
 use crate::db::entities::job_run;
+use crate::http::client::RequestMeta;
 
 pub mod archive;
 pub mod handlers;
@@ -148,7 +148,7 @@ async fn start_run(
         period: Set(period.to_owned()),
         as_of: Set(as_of),
         triggered_by: Set(trigger.as_str().to_owned()),
-        instance: Set(instance_name()),
+        instance: Set(crate::app::instance_name()),
         status: Set("RUNNING".to_owned()),
         processed: Set(0),
         details: Set(None),
@@ -228,10 +228,4 @@ async fn execute(
 
 fn finished_at(state: &AppState) -> DateTime<Utc> {
     state.now()
-}
-
-/// Identifies this process in `job_runs`.
-pub fn instance_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
-    format!("{host}:{}", std::process::id())
 }

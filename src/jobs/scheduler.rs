@@ -49,11 +49,11 @@ pub async fn run_schedule(state: AppState, mut shutdown: watch::Receiver<bool>) 
         tasks.spawn(async move {
             loop {
                 let zone = state.config.timezone;
-                let now = Utc::now().with_timezone(&zone);
+                let now = state.now().with_timezone(&zone);
                 let Some(tick) = schedule.after(&now).next() else {
                     return;
                 };
-                let wait = (tick.with_timezone(&Utc) - Utc::now())
+                let wait = (tick.with_timezone(&Utc) - state.now())
                     .to_std()
                     .unwrap_or_default();
                 tokio::select! {

@@ -13,7 +13,7 @@ mod late_fee;
 
 use chrono::NaiveDate;
 
-use crate::db::entities::{InstallmentStatus, LoanStatus};
+use crate::enums::{InstallmentStatus, LoanStatus};
 use crate::money::Money;
 
 pub use allocation::{Allocation, AllocationError, Owed, PaymentSplit, allocate_payment};

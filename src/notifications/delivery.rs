@@ -132,7 +132,7 @@ impl EmailQueue {
     ) -> anyhow::Result<()> {
         let name = format!(
             "email-{}-{}",
-            crate::jobs::instance_name(),
+            crate::app::instance_name(),
             Uuid::now_v7().simple()
         );
         match self {

@@ -22,11 +22,12 @@ use super::idempotency::{self, Claim};
 use super::views::{OverdueItem, PaymentView};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
-use crate::auth::actor::{Actor, RequestMeta};
+use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::entities::{
     LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
 };
+use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::{self, AllocationError, Owed, PaymentSplit, allocate_payment};

@@ -15,10 +15,11 @@ use super::domain::{Email, Username};
 use super::views::{ProfileView, UserView};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
-use crate::auth::actor::{Actor, RequestMeta};
+use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::entities::{Role, profile, user};
 use crate::db::is_unique_violation;
+use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
 

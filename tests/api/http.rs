@@ -116,7 +116,7 @@ async fn the_openapi_document_describes_the_served_routes() {
     );
     assert!(document["components"]["securitySchemes"]["bearerAuth"].is_object());
     assert_eq!(
-        serde_json::to_value(loan_tracker::http::openapi_document(&app.state.config))
+        serde_json::to_value(loan_tracker::router::openapi_document(&app.state.config))
             .expect("document"),
         *document,
         "the CLI prints what the server serves"
@@ -139,6 +139,54 @@ async fn the_committed_openapi_document_is_what_the_server_serves() {
         committed == served.body,
         "docs/openapi.json differs from the served document; refresh it with \
          `cargo run -- openapi > docs/openapi.json` and review the diff"
+    );
+}
+
+/// The enum lists in the document are the ones the code parses and writes.
+#[tokio::test]
+async fn the_documented_enums_are_the_declared_ones() {
+    use loan_tracker::enums::{AuditAction, InstallmentStatus, LoanStatus, NotificationKind, Role};
+    let app = TestApp::spawn().await;
+    let document = app
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let schemas = &document["components"]["schemas"];
+    let listed = |schema: &Value| -> Vec<String> {
+        schema["enum"]
+            .as_array()
+            .expect("an enum list")
+            .iter()
+            .map(|value| value.as_str().expect("text").to_owned())
+            .collect()
+    };
+    let texts = |all: Vec<&str>| all.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        listed(&schemas["Role"]),
+        texts(Role::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        listed(&schemas["LoanStatus"]),
+        texts(LoanStatus::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        listed(&schemas["InstallmentStatus"]),
+        texts(InstallmentStatus::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    assert_eq!(
+        listed(&schemas["NotificationKind"]),
+        texts(NotificationKind::ALL.iter().map(|v| v.as_str()).collect())
+    );
+    let action_filter = document["paths"]["/audit-logs"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|parameter| parameter["name"] == "action")
+        .expect("an action filter")
+        .clone();
+    assert_eq!(
+        listed(&action_filter["schema"]),
+        texts(AuditAction::ALL.iter().map(|v| v.as_str()).collect())
     );
 }
 

@@ -52,7 +52,7 @@ async fn clients_read_their_own_writes_and_lists_otherwise_use_the_replica() {
 
     // With Redis the rule holds on every instance.
     if crate::support::redis_configured() {
-        let other = loan_tracker::http::router(app.second_instance().await);
+        let other = loan_tracker::router::router(app.second_instance().await);
         app.pay(&alice, loan_id, json!("10.00"), None)
             .await
             .assert_status(201);

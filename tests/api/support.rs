@@ -193,7 +193,7 @@ impl TestAppBuilder {
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
             .await
             .expect("application state");
-        let router = loan_tracker::http::router(state.clone());
+        let router = loan_tracker::router::router(state.clone());
         TestApp {
             router,
             state,

@@ -1,0 +1,105 @@
+//! Who is on the other end of a request: the client's address (through
+//! trusted proxies) and the facts an audit entry records about a request.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::config::IpRange;
+use crate::http::error::AppError;
+
+/// Facts about the request behind a change, recorded in its audit entry.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for RequestMeta {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header_text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|text| text.chars().take(256).collect::<String>())
+        };
+        Ok(RequestMeta {
+            request_id: header_text("x-request-id"),
+            ip: client_ip(parts, &state.config.trusted_proxies),
+            user_agent: header_text("user-agent"),
+        })
+    }
+}
+
+/// The client's address: the TCP peer, or, when the peer is a trusted
+/// proxy, the right-most address in `X-Forwarded-For` that is not itself a
+/// trusted proxy (entries further left can be forged by the client).
+pub fn client_ip(parts: &Parts, trusted_proxies: &[IpRange]) -> Option<IpAddr> {
+    client_ip_of(&parts.extensions, &parts.headers, trusted_proxies)
+}
+
+pub fn client_ip_of(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpRange],
+) -> Option<IpAddr> {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())?;
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|range| range.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|item| item.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(peer: &str, forwarded: Option<&str>) -> Parts {
+        let mut builder = Request::builder().uri("/");
+        if let Some(forwarded) = forwarded {
+            builder = builder.header("x-forwarded-for", forwarded);
+        }
+        let (mut parts, ()) = builder.body(()).expect("request").into_parts();
+        let peer: SocketAddr = peer.parse().expect("address");
+        parts.extensions.insert(ConnectInfo(peer));
+        parts
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let proxies: [IpRange; 1] = ["10.0.0.0/24".parse().expect("range")];
+        let forged = parts("203.0.113.9:5000", Some("1.2.3.4"));
+        assert_eq!(client_ip(&forged, &proxies), "203.0.113.9".parse().ok());
+        let proxied = parts("10.0.0.1:5000", Some("6.6.6.6, 198.51.100.7, 10.0.0.2"));
+        assert_eq!(client_ip(&proxied, &proxies), "198.51.100.7".parse().ok());
+        let bare = parts("10.0.0.1:5000", None);
+        assert_eq!(client_ip(&bare, &proxies), Some(proxy));
+    }
+}
