@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -155,7 +155,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             })?;
             let state = startup::build_state(config, startup::system_clock()).await?;
             let as_of = match as_of {
-                Some(text) => loan_tracker::loans::handlers::parse_date(&text)
+                Some(text) => loan_tracker::calendar::parse_date(&text)
                     .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
                 None => state.today(),
             };

@@ -33,6 +33,15 @@ pub enum MoneyParseError {
     TooLarge,
 }
 
+/// Why a requested amount is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("{0}")]
+    Unreadable(MoneyParseError),
+    #[error("must be between {min} and {max}")]
+    OutOfRange { min: Money, max: Money },
+}
+
 impl Money {
     pub const ZERO: Money = Money(0);
 
@@ -107,6 +116,15 @@ impl Money {
             .and_then(|minor| minor.checked_add(cents))
             .ok_or(MoneyParseError::TooLarge)?;
         Ok(Money(if negative { -magnitude } else { magnitude }))
+    }
+
+    /// Parses an amount that must lie between `min` and `max` inclusive.
+    pub fn parse_within(text: &str, min: Money, max: Money) -> Result<Money, AmountError> {
+        let amount = Money::parse_decimal(text).map_err(AmountError::Unreadable)?;
+        if amount < min || amount > max {
+            return Err(AmountError::OutOfRange { min, max });
+        }
+        Ok(amount)
     }
 
     /// The amount as an exact decimal in major units (`12.34`).
@@ -330,6 +348,26 @@ mod tests {
         assert_eq!(
             Money::parse_decimal("92233720368547758.08"),
             Err(MoneyParseError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn bounded_amounts() {
+        let (min, max) = (Money(10_000), Money(100_000_000));
+        assert_eq!(Money::parse_within("100", min, max), Ok(Money(10_000)));
+        assert_eq!(
+            Money::parse_within("1000000.00", min, max),
+            Ok(Money(100_000_000))
+        );
+        let below = Money::parse_within("99.99", min, max).map_err(|e| e.to_string());
+        assert_eq!(
+            below,
+            Err("must be between 100.00 and 1000000.00".to_owned())
+        );
+        let unreadable = Money::parse_within("1.234", min, max).map_err(|e| e.to_string());
+        assert_eq!(
+            unreadable,
+            Err("must have at most two decimal places".to_owned())
         );
     }
 

@@ -30,6 +30,38 @@ pub mod timestamp {
     }
 }
 
+/// A response body already serialised to JSON (a cached view, or the
+/// stored answer an idempotent retry gets again): sent as it is, with the
+/// JSON content type. Cloning it shares the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawJson(axum::body::Bytes);
+
+impl RawJson {
+    /// The JSON of `view`.
+    pub fn of(view: &impl serde::Serialize) -> serde_json::Result<RawJson> {
+        serde_json::to_vec(view).map(|json| RawJson(json.into()))
+    }
+
+    /// Text known to be JSON (read back from where this service stored it).
+    pub fn from_stored(text: &str) -> RawJson {
+        RawJson(axum::body::Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl axum::response::IntoResponse for RawJson {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
 /// `Money` on the wire: a string with exactly two decimals.
 impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

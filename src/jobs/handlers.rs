@@ -10,10 +10,10 @@ use utoipa_axum::routes;
 use super::{JobName, JobOrigin, JobReport, Trigger};
 use crate::app::AppState;
 use crate::auth::actor::AdminActor;
+use crate::calendar::parse_date;
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, OptionalJsonBody, Validator};
-use crate::loans::handlers::parse_date;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(run_job))

@@ -3,25 +3,25 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::domain::{Purpose, Reason, TermMonths};
 use super::service::{self, Application, ApprovalTerms, LoanFilter};
 use super::views::LoanView;
 use crate::app::AppState;
 use crate::auth::actor::{Actor, AdminActor, StaffActor};
+use crate::calendar::parse_date;
 use crate::db::entities::LoanStatus;
 use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
+use crate::http::format::RawJson;
 use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator, WholeNumber};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::money::{Money, Percent};
-use crate::schedule::MAX_TERM_MONTHS;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,9 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reject))
         .routes(routes!(cancel))
 }
-
-const PURPOSE_MAX_CHARS: usize = 500;
-const REASON_MAX_CHARS: usize = 500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -66,38 +63,24 @@ async fn apply(
 ) -> AppResult<(StatusCode, Json<LoanView>)> {
     let (min, max) = (state.config.loan_min_amount, state.config.loan_max_amount);
     let mut validator = Validator::new();
-    let amount = validator.required("amount", body.amount, |text| parse_amount(&text, min, max));
+    let amount = validator.required("amount", body.amount, |text| {
+        Money::parse_within(&text.0, min, max)
+    });
     let term_months = validator.required("termMonths", body.term_months, |WholeNumber(months)| {
-        u32::try_from(months)
-            .ok()
-            .filter(|m| (1..=MAX_TERM_MONTHS).contains(m))
-            .ok_or("must be a whole number of months from 1 to 360")
+        TermMonths::parse(months)
     });
     let purpose = validator.optional("purpose", body.purpose, |text: String| {
-        if text.chars().count() > PURPOSE_MAX_CHARS {
-            Err("must be at most 500 characters")
-        } else {
-            Ok(text.trim().to_owned())
-        }
+        Purpose::parse(&text)
     });
     let application = validator.finish(|| {
         Some(Application {
             amount: amount?,
             term_months: term_months?,
-            purpose: purpose?.filter(|p| !p.is_empty()),
+            purpose: purpose?.flatten(),
         })
     })?;
     let loan = service::apply(&state, actor, &meta, application).await?;
     Ok((StatusCode::CREATED, Json(loan)))
-}
-
-/// A positive amount within the configured bounds.
-pub fn parse_amount(text: &DecimalText, min: Money, max: Money) -> Result<Money, String> {
-    let amount = Money::parse_decimal(&text.0).map_err(|error| error.to_string())?;
-    if amount < min || amount > max {
-        return Err(format!("must be between {min} and {max}"));
-    }
-    Ok(amount)
 }
 
 /// A loan with its schedule (the borrower, ADMIN, MANAGER).
@@ -109,13 +92,8 @@ async fn get_loan(
     State(state): State<AppState>,
     actor: Actor,
     PathId(id): PathId,
-) -> AppResult<axum::response::Response> {
-    let body = service::loan_json_for(&state, actor, id).await?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+) -> AppResult<RawJson> {
+    service::loan_json_for(&state, actor, id).await
 }
 
 /// Status to filter loan lists by.
@@ -221,7 +199,7 @@ async fn approve(
     });
     let today = state.today();
     let first_due_date = validator.optional("firstDueDate", body.first_due_date, |text| {
-        let date = parse_date(&text).map_err(ToOwned::to_owned)?;
+        let date = parse_date(&text).map_err(|error| error.to_string())?;
         service::check_first_due_date(date, today)
     });
     let terms = validator.finish(|| {
@@ -233,14 +211,6 @@ async fn approve(
     Ok(Json(
         service::approve(&state, actor, &meta, id, terms).await?,
     ))
-}
-
-/// A calendar date written exactly `YYYY-MM-DD`.
-pub fn parse_date(text: &str) -> Result<NaiveDate, &'static str> {
-    if text.len() != 10 {
-        return Err("must be a date YYYY-MM-DD");
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "must be a date YYYY-MM-DD")
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,13 +238,7 @@ async fn reject(
     JsonBody(body): JsonBody<RejectRequest>,
 ) -> AppResult<Json<LoanView>> {
     let mut validator = Validator::new();
-    let reason = validator.required("reason", body.reason, |text: String| {
-        if text.chars().count() > REASON_MAX_CHARS || text.trim().is_empty() {
-            Err("must be 1 to 500 characters, not all blank")
-        } else {
-            Ok(text.trim().to_owned())
-        }
-    });
+    let reason = validator.required("reason", body.reason, |text: String| Reason::parse(&text));
     let reason = validator.finish(|| reason)?;
     Ok(Json(
         service::reject(&state, actor, &meta, id, reason).await?,

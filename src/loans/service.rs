@@ -1,7 +1,6 @@
 //! Loans: applying, approving (which generates the schedule), rejecting,
 //! cancelling, and reading them back.
 
-use axum::body::Bytes;
 use chrono::{Datelike, Months, NaiveDate};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -10,6 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::domain::{Purpose, Reason, TermMonths};
 use super::views::LoanView;
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
@@ -18,6 +18,7 @@ use crate::cache::CacheKind;
 use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
+use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
@@ -27,8 +28,8 @@ use crate::schedule::{self, Schedule};
 #[derive(Debug, Clone)]
 pub struct Application {
     pub amount: Money,
-    pub term_months: u32,
-    pub purpose: Option<String>,
+    pub term_months: TermMonths,
+    pub purpose: Option<Purpose>,
 }
 
 /// What an approver may set; the rest comes from the application.
@@ -60,8 +61,8 @@ pub async fn apply(
         currency: Set(state.config.currency.clone()),
         principal_minor: Set(application.amount.minor()),
         annual_interest_rate: Set(rate.to_string()),
-        term_months: Set(i32::try_from(application.term_months).map_err(AppError::internal)?),
-        purpose: Set(application.purpose),
+        term_months: Set(i32::try_from(application.term_months.get()).map_err(AppError::internal)?),
+        purpose: Set(application.purpose.map(Purpose::into_inner)),
         installment_minor: Set(0),
         total_payable_minor: Set(0),
         total_paid_minor: Set(0),
@@ -89,7 +90,7 @@ pub async fn apply(
             .entity(EntityType::Loan, loan.id)
             .details(json!({
                 "amount": application.amount.to_string(),
-                "termMonths": application.term_months,
+                "termMonths": application.term_months.get(),
                 "annualInterestRate": rate.to_string(),
             })),
         Some(meta),
@@ -106,20 +107,20 @@ pub async fn apply(
 struct CachedLoan {
     owner: Uuid,
     /// The JSON of the [`LoanView`] with its schedule, ready to send.
-    body: Bytes,
+    body: RawJson,
 }
 
 /// In Redis: the owner's id, a newline, then the JSON.
 impl crate::cache::Cacheable for CachedLoan {
     fn encode(&self) -> String {
-        format!("{}\n{}", self.owner, String::from_utf8_lossy(&self.body))
+        format!("{}\n{}", self.owner, self.body.as_text())
     }
 
     fn decode(text: &str) -> Option<CachedLoan> {
         let (owner, body) = text.split_once('\n')?;
         Some(CachedLoan {
             owner: owner.parse().ok()?,
-            body: Bytes::copy_from_slice(body.as_bytes()),
+            body: RawJson::from_stored(body),
         })
     }
 }
@@ -127,7 +128,7 @@ impl crate::cache::Cacheable for CachedLoan {
 /// One loan with its schedule as JSON, if the actor may see it; 404
 /// otherwise. Served from the cache; a miss reads the primary, so a
 /// client always reads its own writes.
-pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<Bytes> {
+pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<RawJson> {
     let cached = state
         .cache
         .get_or_load(CacheKind::Loan, loan_id, || async {
@@ -139,10 +140,10 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
             };
             let schedule = installments_of(state.db.fresh(), loan.id).await?;
             let view = LoanView::new(loan, Some(schedule));
-            let body = serde_json::to_string(&view).map_err(AppError::internal)?;
+            let body = RawJson::of(&view).map_err(AppError::internal)?;
             Ok(Some(CachedLoan {
                 owner: view.user_id,
-                body: Bytes::from(body),
+                body,
             }))
         })
         .await?;
@@ -380,7 +381,7 @@ pub async fn reject(
     actor: Actor,
     meta: &RequestMeta,
     loan_id: Uuid,
-    reason: String,
+    reason: Reason,
 ) -> AppResult<LoanView> {
     actor.require_staff()?;
     let now = state.now();
@@ -394,7 +395,7 @@ pub async fn reject(
         status: Set(LoanStatus::Rejected),
         rejected_by: Set(Some(actor.id)),
         rejected_at: Set(Some(now)),
-        rejection_reason: Set(Some(reason.clone())),
+        rejection_reason: Set(Some(reason.as_str().to_owned())),
         updated_at: Set(now),
         ..Default::default()
     };
@@ -407,9 +408,10 @@ pub async fn reject(
             kind: NotificationKind::LoanRejected,
             title: "Your loan application was declined".to_owned(),
             message: format!(
-                "Your application for {} {} was declined. Reason: {reason}",
+                "Your application for {} {} was declined. Reason: {}",
                 Money::from_minor(loan.principal_minor),
-                loan.currency
+                loan.currency,
+                reason.as_str()
             ),
             dedup_key: None,
         },
@@ -420,7 +422,7 @@ pub async fn reject(
         &transaction,
         AuditEntry::new(AuditAction::LoanRejected, Some(actor.id))
             .entity(EntityType::Loan, loan.id)
-            .details(json!({ "reason": reason })),
+            .details(json!({ "reason": reason.as_str() })),
         Some(meta),
         now,
     )

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -16,12 +16,12 @@ use super::service::{self, OverdueCursor, PaymentRequest};
 use super::views::{OverdueItem, PaymentView};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
+use crate::calendar::parse_date;
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{DecimalText, Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
-use crate::loans::handlers::{parse_amount, parse_date};
 use crate::money::Money;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,7 +63,7 @@ async fn record_payment(
     let mut validator = Validator::new();
     let max = state.config.loan_max_amount;
     let amount = validator.required("amount", body.amount, |text| {
-        parse_amount(&text, Money::from_minor(1), max)
+        Money::parse_within(&text.0, Money::from_minor(1), max)
     });
     let idempotency_key = match headers.get("idempotency-key") {
         None => Some(None),
@@ -83,12 +83,7 @@ async fn record_payment(
         })
     })?;
     let reply = service::record_payment(&state, actor, &meta, request).await?;
-    let status = StatusCode::from_u16(reply.status).map_err(AppError::internal)?;
-    let mut response = (status, reply.body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut response = (reply.status, reply.body).into_response();
     if reply.replayed {
         response
             .headers_mut()

@@ -12,7 +12,10 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use axum::http::StatusCode;
+
 use crate::db::entities::idempotency_key;
+use crate::http::format::RawJson;
 
 /// How long a key is remembered.
 pub const KEY_TTL: chrono::Duration = chrono::Duration::hours(24);
@@ -24,7 +27,7 @@ pub enum Claim {
     /// The key is new: go ahead, then [`store_response`].
     Fresh,
     /// The same request was answered before: send this again.
-    Replay { status: u16, body: String },
+    Replay { status: StatusCode, body: RawJson },
     /// The key was used for a different request.
     Mismatch,
 }
@@ -83,9 +86,13 @@ pub async fn claim(
     if existing.request_fingerprint != request_fingerprint {
         return Ok(Claim::Mismatch);
     }
+    let status = u16::try_from(existing.response_status)
+        .ok()
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Ok(Claim::Replay {
-        status: u16::try_from(existing.response_status).unwrap_or(500),
-        body: existing.response_body,
+        status,
+        body: RawJson::from_stored(&existing.response_body),
     })
 }
 
@@ -125,14 +132,14 @@ pub async fn store_response(
     connection: &impl ConnectionTrait,
     user_id: Uuid,
     key: &str,
-    status: u16,
-    body: &str,
+    status: StatusCode,
+    body: &RawJson,
 ) -> Result<(), sea_orm::DbErr> {
     let row = idempotency_key::ActiveModel {
         user_id: Set(user_id),
         idempotency_key: Set(key.to_owned()),
-        response_status: Set(i32::from(status)),
-        response_body: Set(body.to_owned()),
+        response_status: Set(i32::from(status.as_u16())),
+        response_body: Set(body.as_text().into_owned()),
         ..Default::default()
     };
     idempotency_key::Entity::update(row)

@@ -29,11 +29,13 @@ use crate::db::entities::{
 };
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
+use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::{self, AllocationError, Owed, PaymentSplit, allocate_payment};
 use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
+use axum::http::StatusCode;
 
 /// A validated payment request.
 #[derive(Debug, Clone)]
@@ -47,12 +49,11 @@ pub struct PaymentRequest {
 /// replay of an earlier answer.
 #[derive(Debug, Clone)]
 pub struct PaymentReply {
-    pub status: u16,
-    pub body: String,
+    pub status: StatusCode,
+    /// The [`PaymentView`] as JSON: for a replay, exactly as first sent.
+    pub body: RawJson,
     pub replayed: bool,
 }
-
-pub const CREATED: u16 = 201;
 
 pub async fn record_payment(
     state: &AppState,
@@ -124,9 +125,10 @@ pub async fn record_payment(
     .await?;
     announce_payment(&transaction, &loan, &payment, actor, meta, now).await?;
 
-    let body = serde_json::to_string(&PaymentView::from(payment)).map_err(AppError::internal)?;
+    let body = RawJson::of(&PaymentView::from(payment)).map_err(AppError::internal)?;
     if let Some(key) = &request.idempotency_key {
-        idempotency::store_response(&transaction, actor.id, key, CREATED, &body).await?;
+        idempotency::store_response(&transaction, actor.id, key, StatusCode::CREATED, &body)
+            .await?;
     }
     transaction.commit().await?;
     state
@@ -137,7 +139,7 @@ pub async fn record_payment(
     metrics::counter!("payments_amount_minor_total", "currency" => loan.currency.clone())
         .increment(request.amount.minor().unsigned_abs());
     Ok(PaymentReply {
-        status: CREATED,
+        status: StatusCode::CREATED,
         body,
         replayed: false,
     })

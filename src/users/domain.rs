@@ -113,11 +113,7 @@ pub fn address(raw: String) -> Result<Option<String>, &'static str> {
 
 /// A date of birth: `YYYY-MM-DD`, strictly before `today`.
 pub fn date_of_birth(raw: String, today: NaiveDate) -> Result<NaiveDate, &'static str> {
-    let date =
-        NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_err(|_| "must be a date YYYY-MM-DD")?;
-    if raw.len() != 10 {
-        return Err("must be a date YYYY-MM-DD");
-    }
+    let date = crate::calendar::parse_date(&raw).map_err(|_| "must be a date YYYY-MM-DD")?;
     if date >= today {
         return Err("must be in the past");
     }

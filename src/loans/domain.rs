@@ -1,0 +1,105 @@
+//! Parsed loan input: once a value of these types exists, it is valid.
+
+use crate::schedule::MAX_TERM_MONTHS;
+
+/// Longest purpose and rejection reason, in characters.
+const TEXT_MAX_CHARS: usize = 500;
+
+/// A loan term: 1 to 360 whole months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermMonths(u32);
+
+impl TermMonths {
+    pub fn parse(months: i64) -> Result<TermMonths, &'static str> {
+        u32::try_from(months)
+            .ok()
+            .filter(|months| (1..=MAX_TERM_MONTHS).contains(months))
+            .map(TermMonths)
+            .ok_or("must be a whole number of months from 1 to 360")
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// What the borrower says the loan is for: trimmed, at most 500
+/// characters; blank means none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose(String);
+
+impl Purpose {
+    pub fn parse(raw: &str) -> Result<Option<Purpose>, &'static str> {
+        if raw.chars().count() > TEXT_MAX_CHARS {
+            return Err("must be at most 500 characters");
+        }
+        let trimmed = raw.trim();
+        Ok((!trimmed.is_empty()).then(|| Purpose(trimmed.to_owned())))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Why staff did something to a loan (a rejection): 1 to 500
+/// characters, not all blank, stored trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(raw: &str) -> Result<Reason, &'static str> {
+        if raw.chars().count() > TEXT_MAX_CHARS || raw.trim().is_empty() {
+            return Err("must be 1 to 500 characters, not all blank");
+        }
+        Ok(Reason(raw.trim().to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_are_one_to_three_hundred_sixty_months() {
+        assert_eq!(TermMonths::parse(1).map(TermMonths::get), Ok(1));
+        assert_eq!(TermMonths::parse(360).map(TermMonths::get), Ok(360));
+        for months in [0, -1, 361, i64::MAX] {
+            assert!(TermMonths::parse(months).is_err(), "{months}");
+        }
+    }
+
+    #[test]
+    fn purposes_are_trimmed_and_blank_means_none() {
+        assert_eq!(
+            Purpose::parse("  a car  ").map(|p| p.map(Purpose::into_inner)),
+            Ok(Some("a car".to_owned()))
+        );
+        assert_eq!(Purpose::parse("   "), Ok(None));
+        assert!(
+            Purpose::parse(&"é".repeat(500)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(Purpose::parse(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn reasons_are_required_and_bounded() {
+        assert_eq!(
+            Reason::parse(" income too low ").map(Reason::into_inner),
+            Ok("income too low".to_owned())
+        );
+        assert!(Reason::parse("  ").is_err());
+        assert!(Reason::parse("").is_err());
+        assert!(Reason::parse(&"x".repeat(501)).is_err());
+        assert!(Reason::parse(&"x".repeat(500)).is_ok());
+    }
+}
