@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod money;
 pub mod notifications;
 pub mod payments;
+pub mod policy;
 pub mod read_routing;
 pub mod redis;
 pub mod router;

@@ -10,6 +10,8 @@ use crate::db::entities::audit_log;
 use crate::http::client::RequestMeta;
 
 pub mod handlers;
+pub mod service;
+pub mod views;
 
 pub use crate::enums::{AuditAction, EntityType};
 

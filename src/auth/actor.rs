@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::tokens::AccessClaims;
 use crate::cache::CacheKind;
 use crate::db::entities::{Role, user};
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::AppError;
 
 /// An authenticated user. Taking it as a handler argument makes the route
 /// require a valid access token; list it before any body extractor so a
@@ -63,85 +63,6 @@ impl crate::cache::Cacheable for Actor {
 
     fn decode(text: &str) -> Option<Actor> {
         serde_json::from_str(text).ok()
-    }
-}
-
-impl Actor {
-    pub fn is_staff(&self) -> bool {
-        self.role.is_staff()
-    }
-
-    /// ADMIN or MANAGER, else 403.
-    pub fn require_staff(&self) -> AppResult<()> {
-        if self.is_staff() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(
-                "This action needs the ADMIN or MANAGER role.",
-            ))
-        }
-    }
-
-    /// ADMIN, else 403.
-    pub fn require_admin(&self) -> AppResult<()> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("This action needs the ADMIN role."))
-        }
-    }
-
-    /// For per-user paths (`/users/:id`, `/loans/user/:id`, …): the user
-    /// themselves or staff, else 403.
-    pub fn require_self_or_staff(&self, user_id: Uuid) -> AppResult<()> {
-        if self.id == user_id || self.is_staff() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("You may only access your own records."))
-        }
-    }
-
-    /// For records addressed by their own id: whether this actor may see a
-    /// record owned by `owner_id`. Callers answer 404 when not, so that a
-    /// user never learns whether someone else's record exists.
-    pub fn can_see(&self, owner_id: Uuid) -> bool {
-        self.id == owner_id || self.is_staff()
-    }
-}
-
-/// An actor with the ADMIN role; anyone else is a 403 before the request
-/// body is even read.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminActor(pub Actor);
-
-impl FromRequestParts<AppState> for AdminActor {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let actor = Actor::from_request_parts(parts, state).await?;
-        actor.require_admin()?;
-        Ok(AdminActor(actor))
-    }
-}
-
-/// An actor with the ADMIN or MANAGER role; anyone else is a 403 before
-/// the request body is even read.
-#[derive(Debug, Clone, Copy)]
-pub struct StaffActor(pub Actor);
-
-impl FromRequestParts<AppState> for StaffActor {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let actor = Actor::from_request_parts(parts, state).await?;
-        actor.require_staff()?;
-        Ok(StaffActor(actor))
     }
 }
 

@@ -9,11 +9,11 @@ use utoipa_axum::routes;
 
 use super::{JobName, JobOrigin, JobReport, Trigger};
 use crate::app::AppState;
-use crate::auth::actor::AdminActor;
 use crate::calendar::parse_date;
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, OptionalJsonBody, Validator};
+use crate::policy::{Permit, RunJobs};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(run_job))
@@ -37,7 +37,7 @@ pub struct RunJobRequest {
     responses((status = 200, description = "What the run did", body = JobReport)))]
 async fn run_job(
     State(state): State<AppState>,
-    AdminActor(admin): AdminActor,
+    permit: Permit<RunJobs>,
     meta: RequestMeta,
     Path(name): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<RunJobRequest>,
@@ -48,7 +48,7 @@ async fn run_job(
     let as_of = validator.optional("asOf", body.as_of, |text| parse_date(&text));
     let as_of = validator.finish(|| as_of)?.unwrap_or_else(|| state.today());
     let origin = JobOrigin {
-        actor_id: admin.id,
+        actor_id: permit.actor().id,
         meta,
     };
     // The run goes on in its own task: a request that times out or is

@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain::{Purpose, Reason, TermMonths};
-use super::service::{self, Application, ApprovalTerms, LoanFilter};
+use super::service::{self, Application, ApprovalTerms};
 use super::views::LoanView;
 use crate::app::AppState;
-use crate::auth::actor::{Actor, AdminActor, StaffActor};
+use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::LoanStatus;
 use crate::http::client::RequestMeta;
@@ -22,6 +22,7 @@ use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validato
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::money::{Money, Percent};
+use crate::policy::{ApproveLoans, Permit, ReadAllLoans, RejectLoans};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -132,14 +133,9 @@ async fn list_user_loans(
     PathId(user_id): PathId,
     query: QueryParams,
 ) -> AppResult<Json<Page<LoanView>>> {
-    actor.require_self_or_staff(user_id)?;
     let (status, page, after) = list_query(&query)?;
-    let filter = LoanFilter {
-        user_id: Some(user_id),
-        status,
-    };
     Ok(Json(
-        service::list(state.list_reader(actor.id).await, filter, &page, after).await?,
+        service::list_of_user(&state, actor, user_id, status, &page, after).await?,
     ))
 }
 
@@ -150,17 +146,12 @@ async fn list_user_loans(
     responses((status = 200, description = "A page of loans", body = Page<LoanView>)))]
 async fn list_loans(
     State(state): State<AppState>,
-    actor: Actor,
+    permit: Permit<ReadAllLoans>,
     query: QueryParams,
 ) -> AppResult<Json<Page<LoanView>>> {
-    actor.require_staff()?;
     let (status, page, after) = list_query(&query)?;
-    let filter = LoanFilter {
-        user_id: None,
-        status,
-    };
     Ok(Json(
-        service::list(state.list_reader(actor.id).await, filter, &page, after).await?,
+        service::list_all(&state, permit, status, &page, after).await?,
     ))
 }
 
@@ -187,7 +178,7 @@ pub struct ApproveRequest {
         (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn approve(
     State(state): State<AppState>,
-    AdminActor(actor): AdminActor,
+    permit: Permit<ApproveLoans>,
     meta: RequestMeta,
     PathId(id): PathId,
     OptionalJsonBody(body): OptionalJsonBody<ApproveRequest>,
@@ -209,7 +200,7 @@ async fn approve(
         })
     })?;
     Ok(Json(
-        service::approve(&state, actor, &meta, id, terms).await?,
+        service::approve(&state, permit, &meta, id, terms).await?,
     ))
 }
 
@@ -232,7 +223,7 @@ pub struct RejectRequest {
         (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn reject(
     State(state): State<AppState>,
-    StaffActor(actor): StaffActor,
+    permit: Permit<RejectLoans>,
     meta: RequestMeta,
     PathId(id): PathId,
     JsonBody(body): JsonBody<RejectRequest>,
@@ -241,7 +232,7 @@ async fn reject(
     let reason = validator.required("reason", body.reason, |text: String| Reason::parse(&text));
     let reason = validator.finish(|| reason)?;
     Ok(Json(
-        service::reject(&state, actor, &meta, id, reason).await?,
+        service::reject(&state, permit, &meta, id, reason).await?,
     ))
 }
 

@@ -22,6 +22,7 @@ use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
+use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans};
 use crate::schedule::{self, Schedule};
 
 /// A validated loan application.
@@ -148,7 +149,7 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
         })
         .await?;
     match cached {
-        Some(loan) if actor.can_see(loan.owner) => Ok(loan.body.clone()),
+        Some(loan) if policy::may_see(actor, loan.owner) => Ok(loan.body.clone()),
         _ => Err(AppError::NotFound("Loan")),
     }
 }
@@ -164,8 +165,46 @@ async fn installments_of(
         .await?)
 }
 
+/// One borrower's loans, newest first (that borrower, ADMIN, MANAGER).
+pub async fn list_of_user(
+    state: &AppState,
+    actor: Actor,
+    user_id: Uuid,
+    status: Option<LoanStatus>,
+    page: &PageRequest,
+    after: Option<Uuid>,
+) -> AppResult<Page<LoanView>> {
+    policy::require_own_or_staff(actor, user_id)?;
+    let filter = LoanFilter {
+        user_id: Some(user_id),
+        status,
+    };
+    list(state.list_reader(actor.id).await, filter, page, after).await
+}
+
+/// Every loan, newest first.
+pub async fn list_all(
+    state: &AppState,
+    permit: Permit<ReadAllLoans>,
+    status: Option<LoanStatus>,
+    page: &PageRequest,
+    after: Option<Uuid>,
+) -> AppResult<Page<LoanView>> {
+    let filter = LoanFilter {
+        user_id: None,
+        status,
+    };
+    list(
+        state.list_reader(permit.actor().id).await,
+        filter,
+        page,
+        after,
+    )
+    .await
+}
+
 /// Loans newest first, without schedules.
-pub async fn list(
+async fn list(
     connection: &impl ConnectionTrait,
     filter: LoanFilter,
     page: &PageRequest,
@@ -220,12 +259,12 @@ fn check_transition(loan: &loan::Model, to: LoanStatus) -> AppResult<()> {
 /// then finds the loan APPROVED and gets a 409.
 pub async fn approve(
     state: &AppState,
-    actor: Actor,
+    permit: Permit<ApproveLoans>,
     meta: &RequestMeta,
     loan_id: Uuid,
     terms: ApprovalTerms,
 ) -> AppResult<LoanView> {
-    actor.require_admin()?;
+    let actor = permit.actor();
     let now = state.now();
     let today = state.today();
     if let Some(first_due_date) = terms.first_due_date {
@@ -378,12 +417,12 @@ async fn insert_installments(
 /// Rejects a pending loan (ADMIN, MANAGER) with a reason the borrower sees.
 pub async fn reject(
     state: &AppState,
-    actor: Actor,
+    permit: Permit<RejectLoans>,
     meta: &RequestMeta,
     loan_id: Uuid,
     reason: Reason,
 ) -> AppResult<LoanView> {
-    actor.require_staff()?;
+    let actor = permit.actor();
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     let loan = lock_loan(&transaction, loan_id)
@@ -443,13 +482,13 @@ pub async fn cancel(
     let transaction = state.db.begin_write().await?;
     let loan = lock_loan(&transaction, loan_id)
         .await?
-        .filter(|loan| actor.can_see(loan.user_id))
+        .filter(|loan| policy::may_see(actor, loan.user_id))
         .ok_or(AppError::NotFound("Loan"))?;
-    if loan.user_id != actor.id {
-        return Err(AppError::Forbidden(
-            "Only the borrower may cancel their application.",
-        ));
-    }
+    policy::require_borrower(
+        actor,
+        loan.user_id,
+        "Only the borrower may cancel their application.",
+    )?;
     check_transition(&loan, LoanStatus::Cancelled)?;
     let updated = loan::ActiveModel {
         id: Set(loan.id),

@@ -12,6 +12,8 @@ use crate::db::entities::{NotificationKind, notification};
 pub mod delivery;
 pub mod email;
 pub mod handlers;
+pub mod service;
+pub mod views;
 
 /// A notification about to be written.
 #[derive(Debug, Clone)]

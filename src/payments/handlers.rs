@@ -18,11 +18,12 @@ use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::http::client::RequestMeta;
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::AppResult;
 use crate::http::json::{DecimalText, Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::money::Money;
+use crate::policy::{self, ChooseOverdueDate, Permit};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,7 +113,6 @@ async fn payment_history(
     PathId(user_id): PathId,
     query: QueryParams,
 ) -> AppResult<Json<Page<PaymentView>>> {
-    actor.require_self_or_staff(user_id)?;
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
@@ -121,14 +121,7 @@ async fn payment_history(
     });
     validator.finish(|| Some(()))?;
     Ok(Json(
-        service::history(
-            state.list_reader(actor.id).await,
-            user_id,
-            loan_id,
-            &page,
-            after,
-        )
-        .await?,
+        service::history_of_user(&state, actor, user_id, loan_id, &page, after).await?,
     ))
 }
 
@@ -158,13 +151,13 @@ async fn overdue(
     let after = overdue_cursor(&page, &mut validator);
     let as_of = match query.get("asOf") {
         None => Some(state.today()),
-        Some(_) if !actor.is_staff() => {
-            return Err(AppError::Forbidden("Only staff may choose the as-of date."));
+        Some(raw) => {
+            Permit::<ChooseOverdueDate>::check(actor)?;
+            validator.check("asOf", parse_date(raw))
         }
-        Some(raw) => validator.check("asOf", parse_date(raw)),
     };
     let as_of = validator.finish(|| as_of)?;
-    let scope = (!actor.is_staff()).then_some(actor.id);
+    let scope = policy::visible_owner(actor);
     Ok(Json(
         service::overdue(
             state.list_reader(actor.id).await,

@@ -35,6 +35,7 @@ use crate::ledger::{self, AllocationError, Owed, PaymentSplit, allocate_payment}
 use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
+use crate::policy;
 use axum::http::StatusCode;
 
 /// A validated payment request.
@@ -91,7 +92,7 @@ pub async fn record_payment(
 
     let loan = lock_loan(&transaction, request.loan_id)
         .await?
-        .filter(|loan| actor.can_see(loan.user_id))
+        .filter(|loan| policy::may_see(actor, loan.user_id))
         .ok_or(AppError::NotFound("Loan"))?;
     if !loan.status.is_active() {
         return Err(AppError::Conflict(format!(
@@ -332,8 +333,29 @@ async fn announce_payment(
     Ok(())
 }
 
+/// A user's payments, newest first, optionally for one loan (that user,
+/// ADMIN, MANAGER).
+pub async fn history_of_user(
+    state: &AppState,
+    actor: Actor,
+    user_id: Uuid,
+    loan_id: Option<Uuid>,
+    page: &PageRequest,
+    after: Option<Uuid>,
+) -> AppResult<Page<PaymentView>> {
+    policy::require_own_or_staff(actor, user_id)?;
+    history(
+        state.list_reader(actor.id).await,
+        user_id,
+        loan_id,
+        page,
+        after,
+    )
+    .await
+}
+
 /// A user's payments, newest first, optionally for one loan.
-pub async fn history(
+async fn history(
     connection: &impl ConnectionTrait,
     user_id: Uuid,
     loan_id: Option<Uuid>,

@@ -11,13 +11,14 @@ use super::domain;
 use super::service::{self, ProfileInput};
 use super::views::{ProfileView, UserView};
 use crate::app::AppState;
-use crate::auth::actor::{Actor, AdminActor};
+use crate::auth::actor::Actor;
 use crate::db::entities::Role;
 use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
 use crate::http::json::{Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
+use crate::policy::{ChangeRoles, Permit, ReadAllUsers};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,10 +53,9 @@ struct RoleFilter {
     responses((status = 200, description = "A page of users", body = Page<UserView>)))]
 async fn list_users(
     State(state): State<AppState>,
-    actor: Actor,
+    permit: Permit<ReadAllUsers>,
     query: QueryParams,
 ) -> AppResult<Json<Page<UserView>>> {
-    actor.require_staff()?;
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
@@ -71,7 +71,7 @@ async fn list_users(
     };
     validator.finish(|| Some(()))?;
     Ok(Json(
-        service::list_users(state.list_reader(actor.id).await, role, &page, after).await?,
+        service::list_users(&state, permit, role, &page, after).await?,
     ))
 }
 
@@ -85,8 +85,7 @@ async fn get_user(
     actor: Actor,
     PathId(id): PathId,
 ) -> AppResult<Json<UserView>> {
-    actor.require_self_or_staff(id)?;
-    Ok(Json(service::user_view(state.db.fresh(), id).await?))
+    Ok(Json(service::user_for(&state, actor, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -107,7 +106,7 @@ pub struct ChangeRoleRequest {
         (status = 409, description = "The last admin cannot be demoted", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn change_role(
     State(state): State<AppState>,
-    AdminActor(actor): AdminActor,
+    permit: Permit<ChangeRoles>,
     meta: RequestMeta,
     PathId(id): PathId,
     JsonBody(body): JsonBody<ChangeRoleRequest>,
@@ -118,7 +117,7 @@ async fn change_role(
     });
     let role = validator.finish(|| role)?;
     Ok(Json(
-        service::change_role(&state, actor, &meta, id, role).await?,
+        service::change_role(&state, permit, &meta, id, role).await?,
     ))
 }
 
@@ -132,8 +131,7 @@ async fn get_profile(
     actor: Actor,
     PathId(id): PathId,
 ) -> AppResult<Json<ProfileView>> {
-    actor.require_self_or_staff(id)?;
-    Ok(Json(service::profile_view(state.db.fresh(), id).await?))
+    Ok(Json(service::profile_for(&state, actor, id).await?))
 }
 
 /// The caller's own profile; 404 if none yet.

@@ -22,6 +22,7 @@ use crate::db::is_unique_violation;
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
+use crate::policy::{self, ChangeRoles, Permit, ReadAllUsers};
 
 /// The fields of a profile, already validated.
 #[derive(Debug, Clone)]
@@ -117,6 +118,20 @@ fn profile_row(user_id: Uuid, input: ProfileInput, now: DateTime<Utc>) -> profil
     }
 }
 
+/// User `user_id` with their profile (the user themselves, ADMIN,
+/// MANAGER), or 404.
+pub async fn user_for(state: &AppState, actor: Actor, user_id: Uuid) -> AppResult<UserView> {
+    policy::require_own_or_staff(actor, user_id)?;
+    user_view(state.db.fresh(), user_id).await
+}
+
+/// User `user_id`'s profile (the user themselves, ADMIN, MANAGER), or 404
+/// when they have none yet.
+pub async fn profile_for(state: &AppState, actor: Actor, user_id: Uuid) -> AppResult<ProfileView> {
+    policy::require_own_or_staff(actor, user_id)?;
+    profile_view(state.db.fresh(), user_id).await
+}
+
 /// The user with their profile, or 404.
 pub async fn user_view(connection: &impl ConnectionTrait, user_id: Uuid) -> AppResult<UserView> {
     let user = user::Entity::find_by_id(user_id)
@@ -130,11 +145,13 @@ pub async fn user_view(connection: &impl ConnectionTrait, user_id: Uuid) -> AppR
 /// Users newest first, optionally of one role. Profiles come in one
 /// query for the whole page.
 pub async fn list_users(
-    connection: &impl ConnectionTrait,
+    state: &AppState,
+    permit: Permit<ReadAllUsers>,
     role: Option<Role>,
     page: &PageRequest,
     after: Option<Uuid>,
 ) -> AppResult<Page<UserView>> {
+    let connection = state.list_reader(permit.actor().id).await;
     let mut query = user::Entity::find()
         .order_by_desc(user::Column::Id)
         .limit(page.fetch_limit());
@@ -169,12 +186,12 @@ pub async fn list_users(
 /// every admin row is locked before they are counted.
 pub async fn change_role(
     state: &AppState,
-    actor: Actor,
+    permit: Permit<ChangeRoles>,
     meta: &RequestMeta,
     target_id: Uuid,
     new_role: Role,
 ) -> AppResult<UserView> {
-    actor.require_admin()?;
+    let actor = permit.actor();
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     // Lock the target and every admin in one statement, in id order, so
