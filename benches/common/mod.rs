@@ -87,7 +87,10 @@ pub const BULK_USERS: &str = "INSERT INTO users (id, email, username, username_k
      FROM generate_series(1, 10000) g";
 
 /// The process's peak resident set size (VmHWM) in MB, from /proc.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "shared by the bench binaries, and not every one calls it (so an expect would fail in those that do)"
+)]
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

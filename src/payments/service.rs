@@ -160,7 +160,10 @@ async fn unpaid_installments(
 
 /// Writes the allocation to the installments, the loan's new totals and
 /// status, and the payment row with its allocations.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of the payment transaction, given everything it writes from"
+)]
 async fn apply_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,

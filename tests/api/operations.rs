@@ -8,7 +8,12 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::json;
 
-use crate::support::{TestApp, TestResponse, eventually, redis_configured};
+use loan_tracker::clock::{ManualClock, SharedClock};
+use loan_tracker::http::rate_limit::Limiter;
+
+use crate::support::{
+    Needs, RedisNamespace, TestApp, TestResponse, eventually, may_run, redis_configured,
+};
 
 /// The app, and a second instance on the same database (and Redis) — or,
 /// with no Redis to share a cache through, the same instance again.
@@ -113,8 +118,12 @@ async fn the_rate_limit_holds_across_instances() {
 
 #[tokio::test]
 async fn the_service_keeps_answering_while_redis_is_away_and_recovers() {
-    if !redis_configured() {
-        eprintln!("needs TEST_REDIS_URL: this test runs its own Redis server");
+    // It runs a Redis server of its own.
+    if !may_run(
+        "the_service_keeps_answering_while_redis_is_away_and_recovers",
+        Needs::Redis,
+        redis_configured(),
+    ) {
         return;
     }
     let redis = crate::support::RedisServer::start().await;
@@ -299,8 +308,12 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
 
 #[tokio::test]
 async fn a_write_whose_invalidation_failed_is_never_served_stale() {
-    if !redis_configured() {
-        eprintln!("needs TEST_REDIS_URL: this test runs its own Redis server");
+    // It runs a Redis server of its own.
+    if !may_run(
+        "a_write_whose_invalidation_failed_is_never_served_stale",
+        Needs::Redis,
+        redis_configured(),
+    ) {
         return;
     }
     let redis = crate::support::RedisServer::start().await;
@@ -444,4 +457,51 @@ async fn the_access_log_names_request_user_route_status_and_latency() {
         !log.contains("logged password"),
         "passwords never reach the log"
     );
+}
+
+/// Two instances that reserve counts in chunks still admit exactly the
+/// limit between them, however their traffic is split.
+#[tokio::test]
+async fn instances_sharing_redis_admit_exactly_the_limit_between_them() {
+    let test = "instances_sharing_redis_admit_exactly_the_limit_between_them";
+    if !may_run(test, Needs::Redis, redis_configured()) {
+        return;
+    }
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_default();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let prefix = format!("rltest-{}", uuid::Uuid::new_v4().simple());
+    let _keys = RedisNamespace::new(Some(url.clone()), vec![format!("{prefix}:*")]);
+    // The count is per minute window: a clock held at the start of one
+    // keeps every request in it.
+    let clock: SharedClock = std::sync::Arc::new(ManualClock::new(
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("moment"),
+    ));
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let connection = client.get_connection_manager().await.expect("redis");
+        instances.push(Limiter::new(
+            "api",
+            1000,
+            Some(connection),
+            &prefix,
+            clock.clone(),
+        ));
+    }
+
+    let first = instances[0].check("client").await;
+    assert!(first.allowed);
+    assert_eq!(first.remaining, 999);
+    let mut admitted = [1_u32, 0];
+    let mut refused = [0_u32, 0];
+    for n in 1..3000 {
+        let which = usize::from(n % 3 == 0);
+        if instances[which].check("client").await.allowed {
+            admitted[which] += 1;
+        } else {
+            refused[which] += 1;
+        }
+    }
+    assert_eq!(admitted[0] + admitted[1], 1000, "admitted {admitted:?}");
+    assert!(admitted[0] > 0 && admitted[1] > 0, "admitted {admitted:?}");
+    assert_eq!(refused[0] + refused[1], 2000);
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::processes::{ADMIN, Client, PostgresServer, Service};
-use crate::support::{TestApp, eventually};
+use crate::support::{Needs, TestApp, eventually, may_run, postgres_configured};
 
 /// One payment request and what came of it.
 #[derive(Debug, Clone)]
@@ -231,14 +231,16 @@ async fn a_killed_service_loses_no_accepted_payment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_service_rides_out_a_postgresql_restart() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        eprintln!(
-            "needs TEST_DATABASE_URL (a machine with PostgreSQL): restarts a PostgreSQL server of its own"
-        );
+    // It restarts a PostgreSQL server of its own.
+    let test = "the_service_rides_out_a_postgresql_restart";
+    if !may_run(test, Needs::Postgres, postgres_configured()) {
         return;
     }
-    let Some(postgres) = PostgresServer::start().await else {
-        eprintln!("PostgreSQL's server binaries are not installed");
+    let started = PostgresServer::start().await;
+    if !may_run(test, Needs::Postgres, started.is_some()) {
+        return;
+    }
+    let Some(postgres) = started else {
         return;
     };
     let vars: HashMap<String, String> = [

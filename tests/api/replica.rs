@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Needs, TestApp, may_run, postgres_configured};
 
 fn items(body: &serde_json::Value) -> usize {
     body["items"].as_array().map_or(usize::MAX, Vec::len)
@@ -13,8 +13,12 @@ fn items(body: &serde_json::Value) -> usize {
 
 #[tokio::test]
 async fn clients_read_their_own_writes_and_lists_otherwise_use_the_replica() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        eprintln!("needs TEST_DATABASE_URL: a replica is a PostgreSQL feature");
+    // A replica is a PostgreSQL feature.
+    if !may_run(
+        "clients_read_their_own_writes_and_lists_otherwise_use_the_replica",
+        Needs::Postgres,
+        postgres_configured(),
+    ) {
         return;
     }
     let app = TestApp::builder().with_lagging_replica().build().await;

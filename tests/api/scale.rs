@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::processes::{ADMIN, Client, Nginx, Service, nginx_available};
-use crate::support::{TestApp, eventually, redis_configured};
+use crate::support::{Needs, TestApp, eventually, may_run, postgres_configured, redis_configured};
 
 /// Value of one series in a Prometheus scrape (0 when absent).
 fn series(scrape: &str, name: &str) -> f64 {
@@ -26,10 +26,12 @@ fn series(scrape: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_behind_nginx_behave_as_one() {
-    if std::env::var("TEST_DATABASE_URL").is_err() || !redis_configured() || !nginx_available() {
-        eprintln!(
-            "needs TEST_DATABASE_URL, TEST_REDIS_URL and nginx: two processes share one database and Redis"
-        );
+    // Two processes share one database and Redis behind NGINX.
+    let test = "two_instances_behind_nginx_behave_as_one";
+    if !may_run(test, Needs::Postgres, postgres_configured())
+        || !may_run(test, Needs::Redis, redis_configured())
+        || !may_run(test, Needs::Nginx, nginx_available())
+    {
         return;
     }
     let app = TestApp::spawn().await;
@@ -362,8 +364,11 @@ async fn sigterm_finishes_accepted_payments_and_exits_cleanly() {
 
 #[test]
 fn the_shipped_nginx_config_passes_nginx_t() {
-    if !nginx_available() {
-        eprintln!("nginx is not installed");
+    if !may_run(
+        "the_shipped_nginx_config_passes_nginx_t",
+        Needs::Nginx,
+        nginx_available(),
+    ) {
         return;
     }
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -6,6 +6,7 @@
 //! migrated database, dropped again at the end.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -38,10 +39,78 @@ pub struct TestApp {
     /// The configuration the app was built from, for second instances.
     pub vars: HashMap<String, String>,
     _database: TestDatabase,
+    _redis_keys: RedisNamespace,
+}
+
+/// The Redis keys of one test (its prefix and its email queue), deleted
+/// when the test ends, as its database is.
+pub struct RedisNamespace {
+    url: Option<String>,
+    patterns: Vec<String>,
+    /// The email queue, which apalis also lists in a registry of its own.
+    queue: Option<String>,
+}
+
+/// Where apalis registers every queue's workers.
+const APALIS_QUEUE_REGISTRY: &str = "core:apalis:queues:list";
+
+impl RedisNamespace {
+    pub fn new(url: Option<String>, patterns: Vec<String>) -> RedisNamespace {
+        RedisNamespace {
+            url,
+            patterns,
+            queue: None,
+        }
+    }
+
+    fn with_queue(mut self, queue: String) -> RedisNamespace {
+        self.queue = Some(queue);
+        self
+    }
+}
+
+impl Drop for RedisNamespace {
+    fn drop(&mut self) {
+        let Some(url) = &self.url else {
+            return;
+        };
+        // A test's own Redis server may be gone already: then so are its
+        // keys, and nothing is waited for.
+        let Ok(client) = redis::Client::open(url.as_str()) else {
+            return;
+        };
+        let Ok(mut connection) =
+            client.get_connection_with_timeout(std::time::Duration::from_secs(1))
+        else {
+            return;
+        };
+        for pattern in &self.patterns {
+            let keys: Vec<String> = match redis::Commands::scan_match(&mut connection, pattern) {
+                Ok(keys) => keys.filter_map(Result::ok).collect(),
+                Err(_) => continue,
+            };
+            for batch in keys.chunks(500) {
+                let _: redis::RedisResult<()> = redis::Commands::del(&mut connection, batch);
+            }
+        }
+        if let Some(queue) = &self.queue {
+            let _: redis::RedisResult<()> = redis::Commands::zrem(
+                &mut connection,
+                APALIS_QUEUE_REGISTRY,
+                format!("{queue}:workers"),
+            );
+        }
+    }
 }
 
 enum TestDatabase {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Sqlite(
+        #[expect(
+            dead_code,
+            reason = "held only so the directory is deleted when the test ends"
+        )]
+        tempfile::TempDir,
+    ),
     Postgres {
         server_url: String,
         name: String,
@@ -182,12 +251,21 @@ impl TestAppBuilder {
         // Each test its own queue and keys, so tests sharing one Redis
         // never meet.
         let namespace = Uuid::new_v4().simple().to_string();
-        self.vars
+        let queue = self
+            .vars
             .entry("EMAIL_QUEUE".to_owned())
-            .or_insert_with(|| format!("test-emails-{namespace}"));
-        self.vars
+            .or_insert_with(|| format!("test-emails-{namespace}"))
+            .clone();
+        let prefix = self
+            .vars
             .entry("REDIS_KEY_PREFIX".to_owned())
-            .or_insert_with(|| format!("test-{namespace}"));
+            .or_insert_with(|| format!("test-{namespace}"))
+            .clone();
+        let redis_keys = RedisNamespace::new(
+            self.vars.get("REDIS_URL").cloned(),
+            vec![format!("{prefix}:*"), format!("{queue}:*"), queue.clone()],
+        )
+        .with_queue(queue);
         let config = Config::from_map(&self.vars).expect("test configuration is valid");
         let clock = ManualClock::new(start_time());
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
@@ -200,6 +278,7 @@ impl TestAppBuilder {
             clock,
             vars: self.vars,
             _database: database,
+            _redis_keys: redis_keys,
         }
     }
 }
@@ -710,4 +789,55 @@ impl StoppedRedis {
 /// Whether the tests run against a Redis server (`TEST_REDIS_URL`).
 pub fn redis_configured() -> bool {
     std::env::var("TEST_REDIS_URL").is_ok_and(|url| !url.is_empty())
+}
+
+/// Whether the tests run against PostgreSQL (`TEST_DATABASE_URL`).
+pub fn postgres_configured() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty())
+}
+
+/// Something a test needs from the machine beyond the embedded default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `TEST_DATABASE_URL` (and PostgreSQL's server binaries here).
+    Postgres,
+    /// `TEST_REDIS_URL` (and `redis-server` here).
+    Redis,
+    /// The `nginx` binary.
+    Nginx,
+}
+
+impl Needs {
+    fn name(self) -> &'static str {
+        match self {
+            Needs::Postgres => "postgres",
+            Needs::Redis => "redis",
+            Needs::Nginx => "nginx",
+        }
+    }
+}
+
+/// Whether a test may go on, given whether what it `needs` is `available`.
+///
+/// Locally a missing server skips the test, saying so on stderr. With `CI`
+/// set it fails the test instead, so CI can never pass without running
+/// it — unless the run names that need in `TEST_SKIP_NEEDING` (a
+/// comma-separated list, e.g. `postgres,redis` for `.ci/run`'s SQLite pass,
+/// whose PostgreSQL pass runs those tests).
+pub fn may_run(test: &str, needs: Needs, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    let excused = std::env::var("TEST_SKIP_NEEDING")
+        .is_ok_and(|list| list.split(',').any(|item| item.trim() == needs.name()));
+    assert!(
+        std::env::var_os("CI").is_none() || excused,
+        "{test} needs {} and CI must run it: provide it, or list `{}` in TEST_SKIP_NEEDING for a pass that runs it elsewhere",
+        needs.name(),
+        needs.name()
+    );
+    // Straight to stderr, past the test harness's capture, so that a
+    // skipped test is seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {}", needs.name());
+    false
 }
