@@ -127,6 +127,17 @@ impl Money {
         Ok(amount)
     }
 
+    /// Splits the amount into `parts` shares of whole cents: every share
+    /// but the last is the amount ÷ `parts` rounded down, and the last
+    /// takes the remainder, so the shares add up exactly. Returns (the
+    /// regular share, the last share); `parts` of 0 is taken as 1.
+    pub fn split_evenly(self, parts: u32) -> (Money, Money) {
+        let parts = i64::from(parts.max(1));
+        let share = Money(self.0.div_euclid(parts));
+        let others = Money(share.0 * (parts - 1));
+        (share, self - others)
+    }
+
     /// The amount as an exact decimal in major units (`12.34`).
     pub fn to_decimal(self) -> Decimal {
         Decimal::new(self.0, 2)
@@ -349,6 +360,16 @@ mod tests {
             Money::parse_decimal("92233720368547758.08"),
             Err(MoneyParseError::TooLarge)
         );
+    }
+
+    #[test]
+    fn even_splits_give_the_remainder_to_the_last_share() {
+        assert_eq!(
+            Money(100_000).split_evenly(3),
+            (Money(33_333), Money(33_334))
+        );
+        assert_eq!(Money(1_000).split_evenly(1), (Money(1_000), Money(1_000)));
+        assert_eq!(Money(5).split_evenly(7), (Money(0), Money(5)));
     }
 
     #[test]

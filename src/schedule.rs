@@ -29,7 +29,7 @@ pub struct ScheduledInstallment {
 
 impl ScheduledInstallment {
     pub fn amount(&self) -> Money {
-        Money::from_minor(self.principal.minor() + self.interest.minor())
+        self.principal + self.interest
     }
 }
 
@@ -43,11 +43,14 @@ pub struct Schedule {
 impl Schedule {
     /// Σ (principal + interest) over the schedule.
     pub fn total_payable(&self) -> Money {
-        Money::from_minor(self.installments.iter().map(|i| i.amount().minor()).sum())
+        self.installments
+            .iter()
+            .map(ScheduledInstallment::amount)
+            .sum()
     }
 
     pub fn total_interest(&self) -> Money {
-        Money::from_minor(self.installments.iter().map(|i| i.interest.minor()).sum())
+        self.installments.iter().map(|i| i.interest).sum()
     }
 }
 
@@ -108,12 +111,10 @@ pub fn build_schedule(
 
 /// Equal principal parts, rounded down; the last takes the remainder.
 fn zero_rate_figures(principal: Money, term_months: u32) -> (Money, Vec<(Money, Money)>) {
-    let n = i64::from(term_months);
-    let part = principal.minor() / n;
-    let last = principal.minor() - part * (n - 1);
-    let mut figures = vec![(Money::from_minor(part), Money::ZERO); (term_months - 1) as usize];
-    figures.push((Money::from_minor(last), Money::ZERO));
-    (Money::from_minor(part), figures)
+    let (part, last) = principal.split_evenly(term_months);
+    let mut figures = vec![(part, Money::ZERO); (term_months - 1) as usize];
+    figures.push((last, Money::ZERO));
+    (part, figures)
 }
 
 fn annuity_figures(

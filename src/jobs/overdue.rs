@@ -180,9 +180,9 @@ async fn overdue_page(
 struct Plan {
     /// Installments to mark OVERDUE, with the fee to add (0 for none) and
     /// whether the fee is being applied now.
-    installments: Vec<(Uuid, i64, bool)>,
+    installments: Vec<(Uuid, Money, bool)>,
     /// Loans to change: penalty to add and whether to mark it OVERDUE.
-    loans: BTreeMap<Uuid, (i64, bool)>,
+    loans: BTreeMap<Uuid, (Money, bool)>,
     notifications: Vec<NewNotification>,
     audit: Vec<AuditEntry>,
     outcome: Outcome,
@@ -248,8 +248,7 @@ fn plan(
             continue;
         }
         let added = charge.unwrap_or(Money::ZERO);
-        plan.installments
-            .push((row.id, added.minor(), charge.is_some()));
+        plan.installments.push((row.id, added, charge.is_some()));
         let owed = figures.still_owed() + added;
         if newly_overdue {
             plan.outcome.installments_marked += 1;
@@ -288,15 +287,15 @@ fn plan(
                     .details(json!({ "installmentNumber": row.number, "amount": amount.to_string(), "asOf": as_of })),
             );
         }
-        let change = plan.loans.entry(loan.id).or_insert((0, false));
-        change.0 += added.minor();
+        let change = plan.loans.entry(loan.id).or_insert((Money::ZERO, false));
+        change.0 += added;
     }
     // A loan with any unpaid past-due installment is OVERDUE.
     let past_due: BTreeSet<Uuid> = installments.iter().map(|row| row.loan_id).collect();
     for loan in loans {
         if loan.status == LoanStatus::Approved && past_due.contains(&loan.id) {
             loan.status.transition(LoanStatus::Overdue)?;
-            plan.loans.entry(loan.id).or_insert((0, false)).1 = true;
+            plan.loans.entry(loan.id).or_insert((Money::ZERO, false)).1 = true;
             plan.outcome.loans_marked += 1;
             plan.audit.push(
                 AuditEntry::new(AuditAction::LoanOverdue, actor)
@@ -342,14 +341,14 @@ async fn process_loans(
 
 /// `CASE id WHEN … THEN amount … ELSE 0 END`, or `None` when no row gets
 /// anything (an empty CASE is not SQL).
-fn added_amounts<C: ColumnTrait>(id: C, amounts: &[(Uuid, i64)]) -> Option<Expr> {
+fn added_amounts<C: ColumnTrait>(id: C, amounts: &[(Uuid, Money)]) -> Option<Expr> {
     if amounts.is_empty() {
         return None;
     }
     let case = amounts
         .iter()
         .fold(CaseStatement::new(), |case, (row, amount)| {
-            case.case(id.eq(*row), Expr::val(*amount))
+            case.case(id.eq(*row), Expr::val(amount.minor()))
         })
         .finally(Expr::val(0i64));
     Some(Expr::Case(Box::new(case)))
@@ -385,10 +384,10 @@ async fn apply(
                 .into(),
             )
             .col_expr(installment::Column::UpdatedAt, Expr::val(now));
-        let fees: Vec<(Uuid, i64)> = plan
+        let fees: Vec<(Uuid, Money)> = plan
             .installments
             .iter()
-            .filter(|(_, added, _)| *added > 0)
+            .filter(|(_, added, _)| added.is_positive())
             .map(|(id, added, _)| (*id, *added))
             .collect();
         if let Some(fees) = added_amounts(installment::Column::Id, &fees) {
@@ -421,10 +420,10 @@ async fn apply(
             .filter(|(_, (_, mark))| *mark)
             .map(|(id, _)| *id)
             .collect();
-        let penalties: Vec<(Uuid, i64)> = plan
+        let penalties: Vec<(Uuid, Money)> = plan
             .loans
             .iter()
-            .filter(|(_, (added, _))| *added > 0)
+            .filter(|(_, (added, _))| added.is_positive())
             .map(|(id, (added, _))| (*id, *added))
             .collect();
         let mut update =
@@ -563,8 +562,14 @@ mod tests {
         let row = installment(&loan, "2026-02-15", 885);
         let plan = plan_one(&loan, &row, date("2026-02-16"), rule(0));
         // 5 % of the 80.00 still owed.
-        assert_eq!(plan.installments, vec![(row.id, 400, true)]);
-        assert_eq!(plan.loans.get(&loan.id), Some(&(400, true)));
+        assert_eq!(
+            plan.installments,
+            vec![(row.id, Money::from_minor(400), true)]
+        );
+        assert_eq!(
+            plan.loans.get(&loan.id),
+            Some(&(Money::from_minor(400), true))
+        );
         let kinds: Vec<_> = plan.notifications.iter().map(|n| n.kind).collect();
         assert_eq!(
             kinds,
@@ -602,8 +607,8 @@ mod tests {
         let loan = loan(LoanStatus::Approved);
         let row = installment(&loan, "2026-02-15", 0);
         let plan = plan_one(&loan, &row, date("2026-02-18"), rule(3));
-        assert_eq!(plan.installments, vec![(row.id, 0, false)]);
-        assert_eq!(plan.loans.get(&loan.id), Some(&(0, true)));
+        assert_eq!(plan.installments, vec![(row.id, Money::ZERO, false)]);
+        assert_eq!(plan.loans.get(&loan.id), Some(&(Money::ZERO, true)));
         assert_eq!(plan.notifications.len(), 1);
         assert_eq!(plan.outcome.penalties_applied, 0);
     }
@@ -640,7 +645,7 @@ mod tests {
             grace_days: 0,
         };
         let plan = plan_one(&loan, &row, date("2026-02-20"), free);
-        assert_eq!(plan.installments, vec![(row.id, 0, true)]);
+        assert_eq!(plan.installments, vec![(row.id, Money::ZERO, true)]);
         let kinds: Vec<_> = plan.notifications.iter().map(|n| n.kind).collect();
         assert_eq!(kinds, vec![NotificationKind::PaymentOverdue]);
         assert_eq!(plan.outcome.penalties_applied, 0);
