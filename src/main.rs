@@ -154,10 +154,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 )
             })?;
             let state = startup::build_state(config, startup::system_clock()).await?;
+            let today = state.today();
             let as_of = match as_of {
                 Some(text) => loan_tracker::calendar::parse_date(&text)
+                    .map_err(|error| error.to_string())
+                    .and_then(|date| loan_tracker::jobs::check_as_of(date, today))
                     .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
-                None => state.today(),
+                None => today,
             };
             let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -22,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RunJobRequest {
-    /// The day to run the job for; default today (service time zone).
+    /// The day to run the job for, not after today; default today (service
+    /// time zone).
     #[serde(default)]
     #[schema(value_type = Option<chrono::NaiveDate>)]
     as_of: Field<String>,
@@ -45,8 +46,12 @@ async fn run_job(
     let job = JobName::parse(&name).ok_or(AppError::NotFound("Job"))?;
     let body = body.unwrap_or_default();
     let mut validator = Validator::new();
-    let as_of = validator.optional("asOf", body.as_of, |text| parse_date(&text));
-    let as_of = validator.finish(|| as_of)?.unwrap_or_else(|| state.today());
+    let today = state.today();
+    let as_of = validator.optional("asOf", body.as_of, |text| {
+        let date = parse_date(&text).map_err(|error| error.to_string())?;
+        super::check_as_of(date, today)
+    });
+    let as_of = validator.finish(|| as_of)?.unwrap_or(today);
     let origin = JobOrigin {
         actor_id: permit.actor().id,
         meta,

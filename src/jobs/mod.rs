@@ -118,6 +118,16 @@ pub struct JobOrigin {
 }
 
 /// Runs `job` for `as_of` and records the run in `job_runs`.
+/// The rule for a job's as-of date: not after `today`. The books never run
+/// ahead of the calendar (a future day would charge late fees early).
+pub fn check_as_of(as_of: NaiveDate, today: NaiveDate) -> Result<NaiveDate, String> {
+    if as_of > today {
+        Err(format!("must not be after today ({today})"))
+    } else {
+        Ok(as_of)
+    }
+}
+
 pub async fn run(
     state: &AppState,
     job: JobName,

@@ -10,7 +10,10 @@ use crate::support::{PASSWORD, TestApp, start_time};
 
 #[tokio::test]
 async fn register_creates_a_user_and_signs_them_in() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .env("ACCESS_TOKEN_TTL_SECS", "900")
+        .build()
+        .await;
     let response = app
         .post(
             "/auth/register",
@@ -383,7 +386,10 @@ async fn logout_revokes_the_session() {
 
 #[tokio::test]
 async fn tampered_expired_or_missing_tokens_are_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .env("ACCESS_TOKEN_TTL_SECS", "900")
+        .build()
+        .await;
     let hank = app.register("hank").await;
     app.call(Method::GET, "/users/me", None, None)
         .await

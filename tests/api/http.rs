@@ -249,6 +249,26 @@ async fn the_docs_page_uses_only_its_own_assets() {
         page.header("content-security-policy")
             .is_some_and(|csp| csp.contains("script-src 'self'"))
     );
+    // Swagger UI's default would send the document to an outside validator.
+    let init = app.call(Method::GET, "/docs/init.js", None, None).await;
+    assert!(init.text.contains("validatorUrl: null"), "{}", init.text);
+    assert!(!init.text.contains("http://") && !init.text.contains("https://"));
+    // Whatever the vendored bundle's text names, the browser may load
+    // nothing from another origin: every source is this one (or inline
+    // data).
+    let policy = page
+        .header("content-security-policy")
+        .expect("a policy")
+        .to_owned();
+    for directive in policy.split(';') {
+        for source in directive.split_whitespace().skip(1) {
+            assert!(
+                ["'self'", "'none'", "data:", "'unsafe-inline'"].contains(&source),
+                "{source} in {policy}"
+            );
+        }
+    }
+    assert!(policy.contains("connect-src 'self'"), "{policy}");
 }
 
 #[tokio::test]

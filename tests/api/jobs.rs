@@ -354,6 +354,22 @@ async fn only_admins_run_jobs_and_only_known_ones() {
     )
     .await
     .assert_invalid_fields(&["asOf"]);
+    // The books never run ahead of the calendar: tomorrow is refused, and
+    // nothing runs.
+    let runs_before = app.count("job_runs").await;
+    let ahead = app
+        .post(
+            "/admin/jobs/overdue-check/run",
+            Some(&admin.token),
+            json!({ "asOf": "2026-01-16" }),
+        )
+        .await;
+    ahead.assert_invalid_fields(&["asOf"]);
+    assert_eq!(
+        ahead.body["errors"][0]["message"],
+        "must not be after today (2026-01-15)"
+    );
+    assert_eq!(app.count("job_runs").await, runs_before);
     let today = app
         .call(
             axum::http::Method::POST,
@@ -394,6 +410,21 @@ async fn the_cli_runs_the_same_job() {
         .await
         .body;
     assert_eq!(loan["status"], "OVERDUE");
+
+    let ahead = tokio::process::Command::new(env!("CARGO_BIN_EXE_loan-tracker"))
+        .args(["jobs", "run", "overdue-check", "--as-of", "2999-01-01"])
+        .env_clear()
+        .envs(&app.vars)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .await
+        .expect("run the CLI");
+    assert!(!ahead.status.success());
+    assert!(
+        String::from_utf8_lossy(&ahead.stderr).contains("--as-of must not be after today"),
+        "{}",
+        String::from_utf8_lossy(&ahead.stderr)
+    );
 
     let unknown = tokio::process::Command::new(env!("CARGO_BIN_EXE_loan-tracker"))
         .args(["jobs", "run", "nap-time"])

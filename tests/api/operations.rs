@@ -193,20 +193,12 @@ async fn metrics_expose_the_named_series() {
     app.get("/no/such/route", &borrower.token)
         .await
         .assert_problem(404);
-    app.post(
-        "/admin/jobs/overdue-check/run",
-        Some(
-            &crate::support::test_user(
-                &app.login(json!({ "username": "admin", "password": crate::support::PASSWORD }))
-                    .await
-                    .body,
-            )
-            .token,
-        ),
-        json!({ "asOf": "2026-02-16" }),
-    )
-    .await
-    .assert_status(200);
+    let admin = crate::support::test_user(
+        &app.login(json!({ "username": "admin", "password": crate::support::PASSWORD }))
+            .await
+            .body,
+    );
+    app.run_job(&admin, "overdue-check", "2026-02-16").await;
 
     let scrape = app.call(Method::GET, "/metrics", None, None).await;
     scrape.assert_status(200);

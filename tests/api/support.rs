@@ -237,6 +237,9 @@ impl TestAppBuilder {
             ("AUTH_RATE_LIMIT_PER_MINUTE", "10000"),
             ("RATE_LIMIT_PER_MINUTE", "100000"),
             ("DATABASE_MAX_CONNECTIONS", "8"),
+            // Tokens outlive the months a test's clock may move forward;
+            // the expiry test sets its own lifetime.
+            ("ACCESS_TOKEN_TTL_SECS", "315360000"),
         ];
         for (name, value) in defaults {
             self.vars
@@ -632,7 +635,14 @@ impl TestApp {
     }
 
     /// `POST /admin/jobs/{name}/run` as `admin` for `as_of`; returns the report.
+    /// Runs job `name` as of `as_of`; a day after today is reached by
+    /// moving the clock there first, as a job cannot run ahead of it.
     pub async fn run_job(&self, admin: &TestUser, name: &str, as_of: &str) -> Value {
+        let day = loan_tracker::calendar::parse_date(as_of).expect("a date");
+        if day > self.state.today() {
+            let moment = day.and_hms_opt(10, 0, 0).expect("a time").and_utc();
+            self.clock.set(moment);
+        }
         let response = self
             .post(
                 &format!("/admin/jobs/{name}/run"),
