@@ -1,5 +1,5 @@
-//! The `loan-tracker` command: `serve` (the default), `migrate`,
-//! `create-admin` and `openapi`.
+//! The `loan-tracker` command: `serve` (the default), `worker`,
+//! `jobs run`, `migrate`, `create-admin`, `openapi` and `healthcheck`.
 
 use std::process::ExitCode;
 

@@ -117,7 +117,6 @@ pub struct JobOrigin {
     pub meta: RequestMeta,
 }
 
-/// Runs `job` for `as_of` and records the run in `job_runs`.
 /// The rule for a job's as-of date: not after `today`. The books never run
 /// ahead of the calendar (a future day would charge late fees early).
 pub fn check_as_of(as_of: NaiveDate, today: NaiveDate) -> Result<NaiveDate, String> {
@@ -128,6 +127,7 @@ pub fn check_as_of(as_of: NaiveDate, today: NaiveDate) -> Result<NaiveDate, Stri
     }
 }
 
+/// Runs `job` for `as_of` and records the run in `job_runs`.
 pub async fn run(
     state: &AppState,
     job: JobName,

@@ -8,21 +8,25 @@ use secrecy::SecretString;
 pub struct Email(String);
 
 impl Email {
+    /// Trims and lower-cases `raw`, then requires an address that
+    /// RFC 5322 allows (checked by `email_address`, with a dotted domain
+    /// and no domain literal or display name) and that holds no invisible
+    /// character: none that is a control or format character (Unicode
+    /// categories Cc and Cf, which include the zero-width and bidi
+    /// controls), so no lookalike of a registered address can be created.
     pub fn parse(raw: String) -> Result<Email, &'static str> {
         let email = raw.trim().to_lowercase();
         let message = "must be a valid email address";
-        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || is_invisible(c)) {
             return Err(message);
         }
-        let Some((local, domain)) = email.split_once('@') else {
-            return Err(message);
+        let options = email_address::Options {
+            minimum_sub_domains: 2,
+            allow_domain_literal: false,
+            allow_display_text: false,
+            ..email_address::Options::default()
         };
-        let domain_ok = !domain.contains('@')
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..");
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if email_address::EmailAddress::parse_with_options(&email, options).is_err() {
             return Err(message);
         }
         Ok(Email(email))
@@ -31,6 +35,41 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A control character (Unicode category Cc) or a format character
+/// (category Cf: soft hyphen, zero-width space and joiners, the bidi
+/// embeddings, overrides and isolates, the byte-order mark, …). Cf is
+/// listed by hand from the Unicode 15.1 character database.
+pub fn is_invisible(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let code = u32::from(c);
+    c.is_control()
+        || FORMAT
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&code))
 }
 
 /// 3–32 characters of `[A-Za-z0-9_.-]`; unique ignoring case.
@@ -177,6 +216,42 @@ mod tests {
         assert!(NewPassword::parse("ééééééé".to_owned()).is_err());
         assert!(NewPassword::parse("éééééééé".to_owned()).is_ok());
         assert!(NewPassword::parse("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_and_bad_syntax_make_no_email() {
+        for raw in [
+            "\u{200B}zw@example.com",
+            "\u{FEFF}zw@example.com",
+            "zw\u{200D}@example.com",
+            "zw\u{00AD}@example.com",
+            "zw\u{202E}@example.com",
+            "zw@exa\u{2066}mple.com",
+            "zw\u{7}@example.com",
+            "<script>@x.com",
+            "a@[127.0.0.1]",
+            "Name <a@example.com>",
+            "a@localhost",
+            "a b@example.com",
+            "@example.com",
+            "a@",
+            "a@@example.com",
+        ] {
+            assert!(Email::parse(raw.to_owned()).is_err(), "{raw:?}");
+        }
+        assert_eq!(
+            Email::parse("  Zw@Example.COM ".to_owned()).map(|e| e.as_str().to_owned()),
+            Ok("zw@example.com".to_owned())
+        );
+        assert!(Email::parse("first.last+tag@sub.example.co.uk".to_owned()).is_ok());
+        assert!(Email::parse("o'brien@example.ie".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn usernames_refuse_invisible_characters() {
+        for raw in ["\u{200B}bob", "bob\u{200D}", "bo\u{202E}b", "bob\u{FEFF}"] {
+            assert!(Username::parse(raw.to_owned()).is_err(), "{raw:?}");
+        }
     }
 
     #[test]

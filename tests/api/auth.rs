@@ -165,6 +165,55 @@ async fn duplicate_email_or_username_is_a_conflict_ignoring_case() {
     );
 }
 
+/// Invisible characters cannot make a second account that looks like
+/// someone else's, and markup is not an address.
+#[tokio::test]
+async fn lookalike_addresses_and_names_are_refused() {
+    let app = TestApp::spawn().await;
+    let first = app
+        .post(
+            "/auth/register",
+            None,
+            json!({ "email": "zw@example.com", "username": "zwuser", "password": "long enough pw" }),
+        )
+        .await;
+    first.assert_status(201);
+    let users_before = app.count("users").await;
+    for (index, email) in [
+        "\u{200B}zw@example.com",
+        "\u{FEFF}zw@example.com",
+        "zw\u{200D}@example.com",
+        "zw\u{00AD}@example.com",
+        "zw@example.com\u{202E}",
+        "<script>@x.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.post(
+            "/auth/register",
+            None,
+            json!({ "email": email, "username": format!("look{index}"), "password": "long enough pw" }),
+        )
+        .await
+        .assert_invalid_fields(&["email"]);
+    }
+    for username in ["\u{200B}zwuser", "zwuser\u{200D}", "zw\u{202E}user"] {
+        app.post(
+            "/auth/register",
+            None,
+            json!({ "email": "other@example.com", "username": username, "password": "long enough pw" }),
+        )
+        .await
+        .assert_invalid_fields(&["username"]);
+    }
+    assert_eq!(
+        app.count("users").await,
+        users_before,
+        "nothing was created"
+    );
+}
+
 #[tokio::test]
 async fn login_accepts_email_or_username_and_refuses_alike_otherwise() {
     let app = TestApp::spawn().await;
