@@ -94,7 +94,12 @@ impl AppState {
             &config.redis_key_prefix,
         );
         crate::metrics::install();
-        Ok(AppState(Arc::new(Services {
+        let database_url = config
+            .database_url
+            .kind()
+            .eq(&crate::config::DatabaseKind::Postgres)
+            .then(|| config.database_url.expose().to_owned());
+        let state = AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
             clock,
@@ -105,7 +110,16 @@ impl AppState {
             auth_limiter: Arc::new(auth_limiter),
             rate_limiter: Arc::new(rate_limiter),
             recent_writers: Arc::new(recent_writers),
-        })))
+        }));
+        if let Some(url) = database_url
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(crate::auth::user_changes::follow(
+                url,
+                Arc::downgrade(&state.0),
+            ));
+        }
+        Ok(state)
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -498,6 +498,18 @@ impl Cache {
     }
 
     /// [`Cache::invalidate`] for many ids at once: one broadcast, one wait.
+    /// Drops every cached value, here and (by moving the shared epoch) on
+    /// every instance: for when changes may have been missed.
+    pub async fn forget_everything(&self) {
+        self.inner.near.values.invalidate_all();
+        if let Some(shared) = &self.inner.shared {
+            shared.epoch_stale.store(true, Ordering::Release);
+            // If Redis is away, lookups bypass it and keep trying to move
+            // the epoch before they trust it again.
+            shared.settle_epoch().await;
+        }
+    }
+
     pub async fn invalidate_all_of(&self, kind: CacheKind, ids: &[Uuid]) {
         if ids.is_empty() {
             return;

@@ -35,22 +35,32 @@ impl FromRequestParts<AppState> for Actor {
         }
         let claims = verified_claims(&parts.extensions, &parts.headers, state)
             .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
-        // The role comes from the database (through the cache, which a
-        // role change invalidates), not the token: a demotion takes effect
-        // at once, and a deleted user's tokens stop working.
-        let actor = *state
-            .cache
-            .get_or_load(CacheKind::User, claims.sub, || async {
-                let user = user::Entity::find_by_id(claims.sub)
-                    .one(state.db.fresh())
-                    .await?;
-                Ok::<_, AppError>(user.map(|user| Actor {
-                    id: user.id,
-                    role: user.role,
-                }))
-            })
-            .await?
-            .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
+        // The role comes from the database, not the token: a demotion takes
+        // effect at once, and a deleted user's tokens stop working at once.
+        // On PostgreSQL through the cache, which every change to a user's
+        // row invalidates (see `user_changes`); on SQLite, whose in-process
+        // lookup costs microseconds and which has no change channel, read
+        // every time.
+        let load = || async {
+            let user = user::Entity::find_by_id(claims.sub)
+                .one(state.db.fresh())
+                .await?;
+            Ok::<_, AppError>(user.map(|user| Actor {
+                id: user.id,
+                role: user.role,
+            }))
+        };
+        let actor = if state.db.is_postgres() {
+            state
+                .cache
+                .get_or_load(CacheKind::User, claims.sub, load)
+                .await?
+                .as_deref()
+                .copied()
+        } else {
+            load().await?
+        }
+        .ok_or(AppError::Unauthorized(INVALID_TOKEN))?;
         parts.extensions.insert(actor);
         Ok(actor)
     }

@@ -6,3 +6,4 @@ pub mod handlers;
 pub mod password;
 pub mod service;
 pub mod tokens;
+pub mod user_changes;

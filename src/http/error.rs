@@ -87,7 +87,7 @@ impl AppError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub fn problem(&self) -> Problem {
         let status = self.status();
         let (slug, title, detail, errors) = match self {
             AppError::BadRequest(detail) => ("bad-request", "Bad request", detail.clone(), None),
@@ -147,6 +147,15 @@ impl From<sea_orm::DbErr> for AppError {
             tracing::warn!(error = %error, "database unreachable");
             return AppError::Unavailable(
                 "The database is unavailable; try again shortly.".to_owned(),
+            );
+        }
+        // A row the request refers to vanished between its checks and its
+        // write (a user deleted outside the API, say): the client's view is
+        // out of date, which is a conflict, not a server failure.
+        if let Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(detail)) = error.sql_err() {
+            tracing::warn!(%detail, "write refers to a row that no longer exists");
+            return AppError::Conflict(
+                "A record this request refers to no longer exists.".to_owned(),
             );
         }
         AppError::Internal(anyhow::Error::new(error).context("database error"))

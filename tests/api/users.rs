@@ -314,3 +314,79 @@ async fn profile_validation_names_every_bad_field() {
         .await
         .assert_problem(404);
 }
+
+/// A user removed behind the service's back (by hand in the database) can
+/// do nothing more with the tokens they hold: every request is a 401, and
+/// none is a server error.
+#[tokio::test]
+async fn a_user_deleted_outside_the_api_is_refused_at_once() {
+    let app = TestApp::spawn().await;
+    let gone = app.register("gone").await;
+    // Cached now, on the backends that cache it.
+    app.get("/users/me", &gone.token).await.assert_status(200);
+    app.sql("DELETE FROM users WHERE username_key = 'gone'")
+        .await;
+    // PostgreSQL announces the deletion after it commits; the cached copy
+    // is dropped within milliseconds.
+    assert!(
+        crate::support::eventually(std::time::Duration::from_secs(3), async || {
+            app.get("/users/me", &gone.token).await.status == 401
+        })
+        .await,
+        "the deleted user's token still works"
+    );
+    app.post(
+        "/loans/apply",
+        Some(&gone.token),
+        json!({ "amount": "1000.00", "termMonths": 12 }),
+    )
+    .await
+    .assert_problem(401);
+    assert_eq!(app.count("loans").await, 0);
+}
+
+/// A write that refers to a row that has vanished is the client's
+/// conflict, never a server error, on either database.
+#[tokio::test]
+async fn a_write_referring_to_a_vanished_row_is_a_conflict() {
+    use loan_tracker::db::entities::{LoanStatus, loan};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = TestApp::spawn().await;
+    let now = crate::support::start_time();
+    let orphan = loan::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(uuid::Uuid::now_v7()),
+        status: Set(LoanStatus::Pending),
+        currency: Set("USD".to_owned()),
+        principal_minor: Set(100_000),
+        annual_interest_rate: Set("12.0".to_owned()),
+        term_months: Set(12),
+        purpose: Set(None),
+        installment_minor: Set(0),
+        total_payable_minor: Set(0),
+        total_paid_minor: Set(0),
+        penalties_minor: Set(0),
+        penalties_paid_minor: Set(0),
+        next_due_date: Set(None),
+        first_due_date: Set(None),
+        approved_by: Set(None),
+        approved_at: Set(None),
+        rejected_by: Set(None),
+        rejected_at: Set(None),
+        rejection_reason: Set(None),
+        cancelled_at: Set(None),
+        paid_off_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let error = loan::Entity::insert(orphan)
+        .exec_without_returning(&app.state.db.write)
+        .await
+        .expect_err("no such user");
+    let problem = loan_tracker::http::error::AppError::from(error).problem();
+    assert_eq!(problem.status, 409);
+    assert_eq!(
+        problem.detail,
+        "A record this request refers to no longer exists."
+    );
+}
