@@ -68,14 +68,22 @@ pub async fn record_many(
     meta: Option<&RequestMeta>,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    if entries.is_empty() {
-        return Ok(());
+    let per_statement = crate::db::rows_per_statement(connection.get_database_backend(), COLUMNS);
+    let mut rows = entries
+        .into_iter()
+        .map(|entry| row(entry, meta, now))
+        .peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<audit_log::ActiveModel> = rows.by_ref().take(per_statement).collect();
+        audit_log::Entity::insert_many(chunk)
+            .exec_without_returning(connection)
+            .await?;
     }
-    audit_log::Entity::insert_many(entries.into_iter().map(|entry| row(entry, meta, now)))
-        .exec_without_returning(connection)
-        .await?;
     Ok(())
 }
+
+/// The columns [`row`] sets.
+const COLUMNS: usize = 9;
 
 fn row(
     entry: AuditEntry,

@@ -28,6 +28,21 @@ pub struct Db {
     pub read: DatabaseConnection,
 }
 
+/// The most values one statement may bind: PostgreSQL's wire protocol
+/// counts them in 16 bits; SQLite's bundled build allows 32 766.
+pub fn max_bind_parameters(backend: DatabaseBackend) -> usize {
+    match backend {
+        DatabaseBackend::Postgres => 65_535,
+        _ => 32_766,
+    }
+}
+
+/// How many rows of `parameters_per_row` bound values fit in one
+/// statement on `backend` (leaving room for a few more).
+pub fn rows_per_statement(backend: DatabaseBackend, parameters_per_row: usize) -> usize {
+    ((max_bind_parameters(backend) - 64) / parameters_per_row.max(1)).max(1)
+}
+
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits on a lock held by another process.

@@ -61,6 +61,7 @@ pub async fn overdue_check(
         "penaltiesApplied",
         "loansMarkedOverdue",
         "notificationsWritten",
+        "batchesRetried",
         "failed",
     ] {
         report.add(count, 0);
@@ -133,7 +134,10 @@ async fn process_batch(
     let outcome = match batch {
         Some(outcome) => outcome,
         None => {
-            let mut total = Outcome::default();
+            let mut total = Outcome {
+                batches_retried: 1,
+                ..Outcome::default()
+            };
             for loan_id in &loans {
                 let savepoint = transaction.begin().await?;
                 match process_loans(
@@ -195,6 +199,8 @@ struct Outcome {
     penalties_applied: u64,
     loans_marked: u64,
     notifications: u64,
+    /// Batches that failed whole and were retried loan by loan.
+    batches_retried: u64,
     failed: u64,
 }
 
@@ -204,6 +210,7 @@ impl Outcome {
         self.penalties_applied += other.penalties_applied;
         self.loans_marked += other.loans_marked;
         self.notifications += other.notifications;
+        self.batches_retried += other.batches_retried;
         self.failed += other.failed;
     }
 
@@ -212,6 +219,7 @@ impl Outcome {
         report.add("penaltiesApplied", self.penalties_applied);
         report.add("loansMarkedOverdue", self.loans_marked);
         report.add("notificationsWritten", self.notifications);
+        report.add("batchesRetried", self.batches_retried);
         report.add("failed", self.failed);
     }
 }
@@ -362,100 +370,129 @@ async fn apply(
     now: DateTime<Utc>,
     meta: Option<&RequestMeta>,
 ) -> anyhow::Result<()> {
-    if !plan.installments.is_empty() {
-        let ids: Vec<Uuid> = plan.installments.iter().map(|(id, _, _)| *id).collect();
-        let charged: Vec<Uuid> = plan
-            .installments
-            .iter()
-            .filter(|(_, _, now)| *now)
-            .map(|(id, _, _)| *id)
-            .collect();
-        let mut update = installment::Entity::update_many()
-            .col_expr(
-                installment::Column::Status,
-                Expr::val(InstallmentStatus::Overdue),
-            )
-            .col_expr(
-                installment::Column::OverdueSince,
-                Func::coalesce([
-                    Expr::col(installment::Column::OverdueSince),
-                    Expr::val(as_of),
-                ])
-                .into(),
-            )
-            .col_expr(installment::Column::UpdatedAt, Expr::val(now));
-        let fees: Vec<(Uuid, Money)> = plan
-            .installments
-            .iter()
-            .filter(|(_, added, _)| added.is_positive())
-            .map(|(id, added, _)| (*id, *added))
-            .collect();
-        if let Some(fees) = added_amounts(installment::Column::Id, &fees) {
-            update = update.col_expr(
-                installment::Column::PenaltyMinor,
-                Expr::col(installment::Column::PenaltyMinor).add(fees),
-            );
-        }
-        if !charged.is_empty() {
-            // Only the charged ones get the date; others keep theirs.
-            update = update.col_expr(
-                installment::Column::PenaltyAppliedOn,
-                Expr::Case(Box::new(
-                    CaseStatement::new()
-                        .case(installment::Column::Id.is_in(charged), Expr::val(as_of))
-                        .finally(Expr::col(installment::Column::PenaltyAppliedOn)),
-                )),
-            );
-        }
-        update
-            .filter(installment::Column::Id.is_in(ids))
-            .exec(transaction)
-            .await?;
+    let backend = transaction.get_database_backend();
+    // Every installment costs four bound values (its id in the filter, id
+    // and fee in the CASE, id in the charged list) and every loan four.
+    for chunk in plan
+        .installments
+        .chunks(crate::db::rows_per_statement(backend, 4))
+    {
+        mark_installments(transaction, chunk, as_of, now).await?;
     }
-    if !plan.loans.is_empty() {
-        let ids: Vec<Uuid> = plan.loans.keys().copied().collect();
-        let newly_overdue: Vec<Uuid> = plan
-            .loans
-            .iter()
-            .filter(|(_, (_, mark))| *mark)
-            .map(|(id, _)| *id)
-            .collect();
-        let penalties: Vec<(Uuid, Money)> = plan
-            .loans
-            .iter()
-            .filter(|(_, (added, _))| added.is_positive())
-            .map(|(id, (added, _))| (*id, *added))
-            .collect();
-        let mut update =
-            loan::Entity::update_many().col_expr(loan::Column::UpdatedAt, Expr::val(now));
-        if let Some(penalties) = added_amounts(loan::Column::Id, &penalties) {
-            update = update.col_expr(
-                loan::Column::PenaltiesMinor,
-                Expr::col(loan::Column::PenaltiesMinor).add(penalties),
-            );
-        }
-        if !newly_overdue.is_empty() {
-            update = update.col_expr(
-                loan::Column::Status,
-                Expr::Case(Box::new(
-                    CaseStatement::new()
-                        .case(
-                            loan::Column::Id.is_in(newly_overdue),
-                            Expr::val(LoanStatus::Overdue),
-                        )
-                        .finally(Expr::col(loan::Column::Status)),
-                )),
-            );
-        }
-        update
-            .filter(loan::Column::Id.is_in(ids))
-            .exec(transaction)
-            .await?;
+    let loans: Vec<(Uuid, (Money, bool))> = plan
+        .loans
+        .iter()
+        .map(|(id, change)| (*id, *change))
+        .collect();
+    for chunk in loans.chunks(crate::db::rows_per_statement(backend, 4)) {
+        update_loans(transaction, chunk, now).await?;
     }
     let notifications = std::mem::take(&mut plan.notifications);
     plan.outcome.notifications =
         notifications::write_many_once(transaction, notifications, now).await?;
     audit::record_many(transaction, std::mem::take(&mut plan.audit), meta, now).await?;
+    Ok(())
+}
+
+/// Marks `installments` OVERDUE (keeping an earlier `overdue_since`) and
+/// adds their fees, in one statement.
+async fn mark_installments(
+    transaction: &impl ConnectionTrait,
+    installments: &[(Uuid, Money, bool)],
+    as_of: NaiveDate,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let ids: Vec<Uuid> = installments.iter().map(|(id, _, _)| *id).collect();
+    let charged: Vec<Uuid> = installments
+        .iter()
+        .filter(|(_, _, now)| *now)
+        .map(|(id, _, _)| *id)
+        .collect();
+    let mut update = installment::Entity::update_many()
+        .col_expr(
+            installment::Column::Status,
+            Expr::val(InstallmentStatus::Overdue),
+        )
+        .col_expr(
+            installment::Column::OverdueSince,
+            Func::coalesce([
+                Expr::col(installment::Column::OverdueSince),
+                Expr::val(as_of),
+            ])
+            .into(),
+        )
+        .col_expr(installment::Column::UpdatedAt, Expr::val(now));
+    let fees: Vec<(Uuid, Money)> = installments
+        .iter()
+        .filter(|(_, added, _)| added.is_positive())
+        .map(|(id, added, _)| (*id, *added))
+        .collect();
+    if let Some(fees) = added_amounts(installment::Column::Id, &fees) {
+        update = update.col_expr(
+            installment::Column::PenaltyMinor,
+            Expr::col(installment::Column::PenaltyMinor).add(fees),
+        );
+    }
+    if !charged.is_empty() {
+        // Only the charged ones get the date; others keep theirs.
+        update = update.col_expr(
+            installment::Column::PenaltyAppliedOn,
+            Expr::Case(Box::new(
+                CaseStatement::new()
+                    .case(installment::Column::Id.is_in(charged), Expr::val(as_of))
+                    .finally(Expr::col(installment::Column::PenaltyAppliedOn)),
+            )),
+        );
+    }
+    update
+        .filter(installment::Column::Id.is_in(ids))
+        .exec(transaction)
+        .await?;
+    Ok(())
+}
+
+/// Adds each loan's new penalties and marks the newly overdue ones, in one
+/// statement.
+async fn update_loans(
+    transaction: &impl ConnectionTrait,
+    loans: &[(Uuid, (Money, bool))],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let ids: Vec<Uuid> = loans.iter().map(|(id, _)| *id).collect();
+    let newly_overdue: Vec<Uuid> = loans
+        .iter()
+        .filter(|(_, (_, mark))| *mark)
+        .map(|(id, _)| *id)
+        .collect();
+    let penalties: Vec<(Uuid, Money)> = loans
+        .iter()
+        .filter(|(_, (added, _))| added.is_positive())
+        .map(|(id, (added, _))| (*id, *added))
+        .collect();
+    let mut update = loan::Entity::update_many().col_expr(loan::Column::UpdatedAt, Expr::val(now));
+    if let Some(penalties) = added_amounts(loan::Column::Id, &penalties) {
+        update = update.col_expr(
+            loan::Column::PenaltiesMinor,
+            Expr::col(loan::Column::PenaltiesMinor).add(penalties),
+        );
+    }
+    if !newly_overdue.is_empty() {
+        update = update.col_expr(
+            loan::Column::Status,
+            Expr::Case(Box::new(
+                CaseStatement::new()
+                    .case(
+                        loan::Column::Id.is_in(newly_overdue),
+                        Expr::val(LoanStatus::Overdue),
+                    )
+                    .finally(Expr::col(loan::Column::Status)),
+            )),
+        );
+    }
+    update
+        .filter(loan::Column::Id.is_in(ids))
+        .exec(transaction)
+        .await?;
     Ok(())
 }
 

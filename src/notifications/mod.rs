@@ -65,18 +65,26 @@ pub async fn write_many_once(
     news: Vec<NewNotification>,
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    if news.is_empty() {
-        return Ok(0);
+    let mut written = 0;
+    // Eleven columns a row: as many rows a statement as the backend binds.
+    let per_statement = crate::db::rows_per_statement(connection.get_database_backend(), COLUMNS);
+    let mut rows = news.into_iter().map(|new| row(new, now)).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<notification::ActiveModel> = rows.by_ref().take(per_statement).collect();
+        written += notification::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::column(notification::Column::DedupKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(connection)
+            .await?;
     }
-    notification::Entity::insert_many(news.into_iter().map(|new| row(new, now)))
-        .on_conflict(
-            OnConflict::column(notification::Column::DedupKey)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(connection)
-        .await
+    Ok(written)
 }
+
+/// The columns [`row`] sets.
+const COLUMNS: usize = 11;
 
 fn row(new: NewNotification, now: DateTime<Utc>) -> notification::ActiveModel {
     notification::ActiveModel {

@@ -560,3 +560,36 @@ async fn overdue_check_pages_through_more_rows_than_a_batch() {
         [660, 0, 0]
     );
 }
+
+/// Thirty years on, twelve 360-month loans nobody repaid have 4 320
+/// overdue installments: each statement of the job stays within what the
+/// database can bind, so no batch fails and falls back to loan by loan.
+#[tokio::test]
+async fn a_huge_overdue_batch_fits_the_databases_statement_limits() {
+    let app = TestApp::spawn().await;
+    let borrower = app.register("longterm").await;
+    let admin = app.admin().await;
+    for _ in 0..12 {
+        let loan_id = app.apply(&borrower, "100000.00", 360).await;
+        app.approve(&admin, loan_id, None).await;
+    }
+    app.clock.set(
+        chrono::Utc
+            .with_ymd_and_hms(2056, 3, 1, 10, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    let admin = test_user(
+        &app.login(json!({ "username": "admin", "password": PASSWORD }))
+            .await
+            .body,
+    );
+    let report = app.run_job(&admin, "overdue-check", "2056-03-01").await;
+    assert_eq!(report["installmentsMarkedOverdue"], 12 * 360);
+    assert_eq!(report["penaltiesApplied"], 12 * 360);
+    assert_eq!(report["loansMarkedOverdue"], 12);
+    assert_eq!(report["notificationsWritten"], 2 * 12 * 360);
+    assert_eq!(report["batchesRetried"], 0);
+    assert_eq!(report["failed"], 0);
+    assert_eq!(app.count("notifications").await, 2 * 12 * 360 + 12);
+}
