@@ -29,8 +29,8 @@
 //! | `PAYMENT_REMINDERS_CRON` | `0 0 8 * * *` | when `payment-reminders` runs (service time zone) |
 //! | `OVERDUE_CHECK_CRON` | `0 5 0 * * *` | when `overdue-check` runs |
 //! | `AUDIT_ARCHIVE_CRON` | `0 0 3 * * Sun` | when `audit-archive` runs |
-//! | `EMAIL_QUEUE` | `emails` | queue name (in the database or Redis) |
-//! | `REDIS_KEY_PREFIX` | `loan-tracker` | prefix of the cache and rate-limit keys in Redis |
+//! | `EMAIL_QUEUE` | `emails` | queue name (in the database, or in Redis under the prefix) |
+//! | `REDIS_KEY_PREFIX` | `loan-tracker` | prefix of every key the service keeps in Redis (cache, rate limits, read routing, the email queue); deployments sharing one Redis need different prefixes |
 //! | `READ_YOUR_WRITES_SECS` | `10` | after a user's write, their lists read the primary this long |
 //! | `HSTS_MAX_AGE_SECS` | — | send `Strict-Transport-Security` with this max-age (behind HTTPS only) |
 //! | `EMAIL_MAX_ATTEMPTS` | `8` | sends of one email before its job is dead |

@@ -58,6 +58,13 @@ pub enum EmailQueue {
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const RELAY_BATCH: u64 = 100;
 
+/// The queue's name in Redis: `EMAIL_QUEUE` under `REDIS_KEY_PREFIX`.
+/// (apalis also lists every queue's workers in one registry key of its
+/// own, `core:apalis:queues:list`, whose members are these names.)
+pub fn redis_queue_name(config: &Config) -> String {
+    format!("{}:{}", config.redis_key_prefix, config.email_queue)
+}
+
 impl EmailQueue {
     /// Connects to the queue storage and creates its tables if needed.
     pub async fn connect(config: &Config) -> anyhow::Result<EmailQueue> {
@@ -71,8 +78,10 @@ impl EmailQueue {
                 .set_response_timeout(Some(Duration::from_secs(10)))
                 .set_max_delay(Duration::from_secs(5));
             let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, settings)?;
+            // Under the deployment's key prefix like every other key, so
+            // deployments sharing one Redis never take each other's jobs.
             let storage = RedisStorage::new(connection)
-                .with_config(apalis_redis::Config::default().queue(&queue_name));
+                .with_config(apalis_redis::Config::default().queue(&redis_queue_name(config)));
             return Ok(EmailQueue::Redis(storage));
         }
         match config.database_url.kind() {
@@ -264,8 +273,8 @@ async fn deliver(job: EmailJob, context: Data<Arc<DeliveryContext>>) -> Result<(
 pub enum Delivery {
     Sent,
     AlreadySent,
-    /// The notification or its user no longer exists.
-    Gone,
+    /// The recipient's account no longer exists: nobody to write to.
+    RecipientGone,
 }
 
 /// Sends the email of one notification unless it was sent before.
@@ -274,17 +283,22 @@ pub async fn deliver_notification(
     notification_id: Uuid,
 ) -> anyhow::Result<Delivery> {
     let db = &context.state.db.write;
+    // Notifications are never deleted: a job naming none is not ours (a
+    // misconfigured queue shared with another deployment) or corrupt. That
+    // is a failure to see, not a delivery to count as done.
     let Some(row) = notification::Entity::find_by_id(notification_id)
         .one(db)
         .await?
     else {
-        return Ok(Delivery::Gone);
+        metrics::counter!("email_deliveries_total", "result" => "unknown_notification")
+            .increment(1);
+        anyhow::bail!("no notification {notification_id} in this database");
     };
     if row.emailed_at.is_some() {
         return Ok(Delivery::AlreadySent);
     }
     let Some(recipient) = user::Entity::find_by_id(row.user_id).one(db).await? else {
-        return Ok(Delivery::Gone);
+        return Ok(Delivery::RecipientGone);
     };
     let email = compose(&row, &recipient.email, &recipient.username);
     context.mailer.send(&email).await?;

@@ -140,31 +140,28 @@ async fn users_list_their_notifications_and_mark_them_read() {
 /// Recipients and raw message of one received email.
 type Received = (Vec<String>, String);
 
-/// An SMTP server that keeps what it receives.
+/// An SMTP server that keeps what it receives. The server clones the
+/// handler for each connection: the message in progress is that clone's
+/// own, what was received is shared.
 #[derive(Clone, Default)]
 struct Sink {
     received: Arc<Mutex<Vec<Received>>>,
-    current: Arc<Mutex<(Vec<String>, Vec<u8>)>>,
+    current: (Vec<String>, Vec<u8>),
 }
 
 impl Handler for Sink {
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = (to.to_vec(), Vec::new());
+        self.current = (to.to_vec(), Vec::new());
         response::OK
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .extend_from_slice(buf);
+        self.current.1.extend_from_slice(buf);
         Ok(())
     }
 
     fn data_end(&mut self) -> Response {
-        let (to, data) =
-            std::mem::take(&mut *self.current.lock().unwrap_or_else(PoisonError::into_inner));
+        let (to, data) = std::mem::take(&mut self.current);
         self.received
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -342,4 +339,126 @@ async fn without_smtp_emails_are_only_logged_and_marked_sent() {
         .expect("notifications");
     assert!(stored.iter().all(|n| n.emailed_at.is_some()));
     background.stop(Duration::from_secs(10)).await;
+}
+
+/// Two deployments sharing one Redis, with the same queue name but their
+/// own key prefixes and databases: each delivers exactly its own emails,
+/// and neither worker touches the other's jobs. Alpha's jobs wait on the
+/// queue while only beta's worker runs; then alpha's worker delivers them.
+#[tokio::test]
+async fn deployments_sharing_redis_each_deliver_only_their_own_emails() {
+    use loan_tracker::notifications::delivery::{EmailJob, EmailQueue};
+    if !crate::support::may_run(
+        "deployments_sharing_redis_each_deliver_only_their_own_emails",
+        crate::support::Needs::Redis,
+        crate::support::redis_configured(),
+    ) {
+        return;
+    }
+    let mut deployments = Vec::new();
+    for name in ["alpha", "beta"] {
+        let port = free_port();
+        let sink = Sink::default();
+        sink.start(port);
+        let app = TestApp::builder()
+            .env("SMTP_URL", &format!("smtp://127.0.0.1:{port}"))
+            .env("EMAIL_QUEUE", "emails")
+            .env(
+                "REDIS_KEY_PREFIX",
+                &format!("{name}-{}", Uuid::new_v4().simple()),
+            )
+            .env("EMAIL_RETRY_BACKOFF_MS", "100")
+            .env("SCHEDULER_ENABLED", "false")
+            .build()
+            .await;
+        let borrower = app.register(name).await;
+        let admin = app.admin().await;
+        for _ in 0..3 {
+            let loan_id = app.apply(&borrower, "1200.00", 12).await;
+            app.approve(&admin, loan_id, None).await;
+        }
+        deployments.push((app, sink, name));
+    }
+    let [(alpha, alpha_sink, _), (beta, beta_sink, _)] = &deployments[..] else {
+        unreachable!("two deployments");
+    };
+    // Alpha's jobs are on its queue before anyone consumes.
+    let alpha_queue = EmailQueue::connect(&alpha.state.config)
+        .await
+        .expect("alpha's queue");
+    for row in notification::Entity::find()
+        .all(&alpha.state.db.read)
+        .await
+        .expect("notifications")
+    {
+        alpha_queue
+            .push(
+                EmailJob {
+                    notification_id: row.id,
+                },
+                3,
+            )
+            .await
+            .expect("push");
+    }
+    alpha
+        .sql("UPDATE notifications SET email_enqueued_at = created_at")
+        .await;
+
+    let beta_worker = Background::start(beta.state.clone())
+        .await
+        .expect("beta's background starts");
+    assert!(
+        eventually(Duration::from_secs(30), async || beta_sink.messages().len()
+            >= 3)
+        .await,
+        "beta's emails were sent"
+    );
+    let alpha_worker = Background::start(alpha.state.clone())
+        .await
+        .expect("alpha's background starts");
+    assert!(
+        eventually(Duration::from_secs(30), async || alpha_sink
+            .messages()
+            .len()
+            >= 3)
+        .await,
+        "alpha's emails were sent: beta's worker left them alone"
+    );
+    for (sink, name) in [(alpha_sink, "alpha"), (beta_sink, "beta")] {
+        let recipients: Vec<Vec<String>> = sink.messages().into_iter().map(|(to, _)| to).collect();
+        assert_eq!(
+            recipients,
+            vec![vec![format!("{name}@example.com")]; 3],
+            "{name}'s sink got exactly {name}'s three emails"
+        );
+    }
+    for worker in [&alpha_worker, &beta_worker] {
+        assert_eq!(
+            worker
+                .delivery
+                .failed_attempts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "no worker met a job that was not its own"
+        );
+    }
+    alpha_worker.stop(Duration::from_secs(10)).await;
+    beta_worker.stop(Duration::from_secs(10)).await;
+}
+
+/// A job naming a notification this database does not have (another
+/// deployment's, say) fails and is counted; it is never marked done.
+#[tokio::test]
+async fn a_job_for_an_unknown_notification_is_a_failure() {
+    let app = TestApp::builder()
+        .env("SCHEDULER_ENABLED", "false")
+        .build()
+        .await;
+    let context = loan_tracker::notifications::delivery::DeliveryContext::new(app.state.clone())
+        .expect("delivery context");
+    let outcome =
+        loan_tracker::notifications::delivery::deliver_notification(&context, Uuid::now_v7()).await;
+    let error = outcome.expect_err("an unknown notification is not delivered");
+    assert!(error.to_string().contains("no notification"), "{error:#}");
 }

@@ -47,7 +47,8 @@ pub struct TestApp {
 pub struct RedisNamespace {
     url: Option<String>,
     patterns: Vec<String>,
-    /// The email queue, which apalis also lists in a registry of its own.
+    /// The email queue's name in Redis, which apalis also lists in a
+    /// registry of its own.
     queue: Option<String>,
 }
 
@@ -63,7 +64,7 @@ impl RedisNamespace {
         }
     }
 
-    fn with_queue(mut self, queue: String) -> RedisNamespace {
+    pub fn with_queue(mut self, queue: String) -> RedisNamespace {
         self.queue = Some(queue);
         self
     }
@@ -264,11 +265,12 @@ impl TestAppBuilder {
             .entry("REDIS_KEY_PREFIX".to_owned())
             .or_insert_with(|| format!("test-{namespace}"))
             .clone();
+        // The queue lives under the prefix too.
         let redis_keys = RedisNamespace::new(
             self.vars.get("REDIS_URL").cloned(),
-            vec![format!("{prefix}:*"), format!("{queue}:*"), queue.clone()],
+            vec![format!("{prefix}:*")],
         )
-        .with_queue(queue);
+        .with_queue(format!("{prefix}:{queue}"));
         let config = Config::from_map(&self.vars).expect("test configuration is valid");
         let clock = ManualClock::new(start_time());
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
