@@ -81,7 +81,7 @@ impl EmailQueue {
             // Under the deployment's key prefix like every other key, so
             // deployments sharing one Redis never take each other's jobs.
             let storage = RedisStorage::new(connection)
-                .with_config(apalis_redis::Config::default().queue(&redis_queue_name(config)));
+                .with_config(apalis_redis::Config::default().queue(redis_queue_name(config)));
             return Ok(EmailQueue::Redis(storage));
         }
         match config.database_url.kind() {
