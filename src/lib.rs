@@ -27,6 +27,7 @@ pub mod read_routing;
 pub mod redis;
 pub mod router;
 pub mod schedule;
+pub mod server;
 pub mod startup;
 pub mod users;
 pub mod worker;

@@ -149,34 +149,14 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
     } else {
         None
     };
+    let limits = crate::server::ConnectionLimits::from_config(&state.config);
     let app = crate::router::router(state);
     tracing::info!(%address, background, "listening");
-    let (signalled, mut signal) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = signalled.send(true);
-    })
-    .into_future();
     // After the signal, in-flight requests get DRAIN_GRACE to finish.
-    let drain_deadline = async {
-        let _ = signal.wait_for(|stop| *stop).await;
-        tokio::time::sleep(DRAIN_GRACE).await;
-    };
-    let served = tokio::select! {
-        result = server => result.context("server error"),
-        () = drain_deadline => {
-            tracing::warn!("requests still running after the drain grace period; stopping anyway");
-            Ok(())
-        }
-    };
+    crate::server::serve(listener, app, limits, shutdown_signal(), DRAIN_GRACE).await;
     if let Some(workers) = workers {
         workers.stop(BACKGROUND_GRACE).await;
     }
-    served?;
     tracing::info!("shut down");
     Ok(())
 }
@@ -186,14 +166,11 @@ pub async fn serve(state: AppState, listener: TcpListener, background: bool) -> 
 pub async fn run_worker(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let workers = crate::worker::Background::start(state.clone()).await?;
+    let limits = crate::server::ConnectionLimits::from_config(&state.config);
     let operations = crate::router::operations_router(state);
     tracing::info!(%address, "worker running; serving health and metrics only");
-    let served = axum::serve(listener, operations)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error");
+    crate::server::serve(listener, operations, limits, shutdown_signal(), DRAIN_GRACE).await;
     workers.stop(BACKGROUND_GRACE).await;
-    served?;
     tracing::info!("worker shut down");
     Ok(())
 }

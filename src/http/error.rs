@@ -51,6 +51,8 @@ pub enum AppError {
     Conflict(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("request body did not arrive in time")]
+    RequestTimeout,
     #[error("rate limited")]
     /// Over a rate limit of `limit` requests per minute.
     RateLimited { retry_after_secs: u64, limit: u32 },
@@ -81,6 +83,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,6 +108,12 @@ impl AppError {
                 ("not-found", "Not found", format!("{what} not found."), None)
             }
             AppError::Conflict(detail) => ("conflict", "Conflict", detail.clone(), None),
+            AppError::RequestTimeout => (
+                "request-timeout",
+                "Request timeout",
+                "The request body stopped arriving; send it again, whole.".to_owned(),
+                None,
+            ),
             AppError::PayloadTooLarge => (
                 "payload-too-large",
                 "Payload too large",
@@ -231,9 +240,8 @@ pub fn problem_for_status(status: StatusCode) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::BAD_REQUEST => {
             AppError::BadRequest("The request could not be understood.".to_owned())
         }
-        StatusCode::REQUEST_TIMEOUT
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => {
+        StatusCode::REQUEST_TIMEOUT => AppError::RequestTimeout,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
             AppError::Unavailable("The request took too long; try again.".to_owned())
         }
         status if status.is_server_error() => {

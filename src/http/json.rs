@@ -93,16 +93,31 @@ fn has_json_content_type(request: &Request) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// How long a request body may take to arrive, set per request by
+/// [`super::middleware::guard_request_body`] from `BODY_READ_TIMEOUT_SECS`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// Without the middleware (a router built without it), this long.
+const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, AppError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge
-            } else {
-                AppError::BadRequest("The request body could not be read.".to_owned())
-            }
-        })
+    let limit = request
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |timeout| timeout.0);
+    // A client that declares a body and stops sending it is told so (408)
+    // long before the request timeout would answer 503.
+    let Ok(read) = tokio::time::timeout(limit, Bytes::from_request(request, state)).await else {
+        return Err(AppError::RequestTimeout);
+    };
+    read.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::BadRequest("The request body could not be read.".to_owned())
+        }
+    })
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {

@@ -1,13 +1,16 @@
 //! Middleware every response passes through.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-use super::error::{PROBLEM_CONTENT_TYPE, problem_for_status};
+use super::error::{AppError, PROBLEM_CONTENT_TYPE, problem_for_status};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -271,4 +274,81 @@ pub async fn remember_writes(
         state.recent_writers.mark(user, state.now()).await;
     }
     response
+}
+
+/// Guards request bodies before and after the application sees them:
+///
+/// - a declared `Content-Length` over the body limit is answered `413` at
+///   once, without waiting for a body that will be refused anyway;
+/// - the request carries the body-read timeout for the JSON extractors
+///   (a body that stops arriving is a `408`);
+/// - a response sent before the request body was read to its end (a `401`
+///   or `404` for a request whose body is still on the wire) says
+///   `Connection: close`, so the client does not send its next request on a
+///   connection whose unread bytes would be taken for it.
+pub async fn guard_request_body(
+    axum::extract::State(body_read_timeout): axum::extract::State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > super::BODY_LIMIT_BYTES as u64) {
+        let mut response = AppError::PayloadTooLarge.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let has_body = declared.is_some_and(|length| length > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let (mut parts, body) = request.into_parts();
+    parts
+        .extensions
+        .insert(super::json::BodyReadTimeout(body_read_timeout));
+    let read_to_end = Arc::new(AtomicBool::new(!has_body));
+    let body = Body::new(WatchedBody {
+        inner: body,
+        read_to_end: Arc::clone(&read_to_end),
+    });
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if !read_to_end.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that records when it has been read to its end.
+struct WatchedBody {
+    inner: Body,
+    read_to_end: Arc<AtomicBool>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_to_end.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

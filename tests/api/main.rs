@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod connections;
 mod http;
 mod jobs;
 mod loans;
