@@ -266,3 +266,32 @@ async fn shutdown_does_not_wait_for_connections_without_a_request() {
     assert!(closed_within(&mut idle, Duration::from_secs(1)).await);
     assert!(closed_within(&mut half, Duration::from_secs(1)).await);
 }
+
+/// What the HTTP parser refuses before the application sees it is
+/// answered with a bare status and the connection closed, as docs/api.md
+/// says (the parser offers no hook to shape these responses).
+#[tokio::test]
+async fn requests_the_parser_refuses_get_a_bare_status() {
+    let app = TestApp::spawn().await;
+    let served = serve_app(&app).await;
+    let mut cases: Vec<(Vec<u8>, &str)> = vec![(
+        b"GET /health/live HTTP/1.1\r\nHost: t\r\nX-Odd: a\x01b\r\n\r\n".to_vec(),
+        "HTTP/1.1 400",
+    )];
+    let mut huge = b"GET /health/live HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for index in 0..1_000 {
+        huge.extend_from_slice(format!("X-Filler-{index}: {}\r\n", "x".repeat(500)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    cases.push((huge, "HTTP/1.1 431"));
+    for (request, status) in cases {
+        let mut stream = served.connect().await;
+        // The server may answer and close before all of a huge request is
+        // written; what it answered is what counts.
+        let _ = stream.write_all(&request).await;
+        let response = read_response(&mut stream, Duration::from_secs(5)).await;
+        assert!(response.starts_with(status), "{status}: {response}");
+        assert_eq!(header(&response, "x-request-id"), None);
+        assert!(closed_within(&mut stream, Duration::from_secs(2)).await);
+    }
+}
