@@ -51,6 +51,18 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Write a consistent copy of the embedded SQLite database to PATH
+    /// while the service runs (on PostgreSQL: explains pg_dump and fails).
+    Backup {
+        /// The new backup file; must not exist.
+        path: std::path::PathBuf,
+    },
+    /// Replace the embedded SQLite database with the backup at PATH; the
+    /// service must be stopped. The current files are kept aside.
+    Restore {
+        /// A file written by `loan-tracker backup`.
+        path: std::path::PathBuf,
+    },
     /// Exit 0 when the service on HOST:PORT answers /health/ready with 200
     /// (for container health checks; needs no curl in the image).
     Healthcheck,
@@ -130,6 +142,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_worker } => {
+            let _serving = loan_tracker::backup::hold_service_lock(&config)?;
             let address = config.listen_address();
             let state = startup::build_state(config, startup::system_clock()).await?;
             let listener = tokio::net::TcpListener::bind(address)
@@ -138,6 +151,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             startup::serve(state, listener, !no_worker).await
         }
         Command::Worker => {
+            let _serving = loan_tracker::backup::hold_service_lock(&config)?;
             let address = config.listen_address();
             let state = startup::build_state(config, startup::system_clock()).await?;
             let listener = tokio::net::TcpListener::bind(address)
@@ -164,6 +178,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Backup { path } => {
+            let report = loan_tracker::backup::backup(&config, &path).await?;
+            println!(
+                "backup written to {} ({} bytes)",
+                report.destination.display(),
+                report.bytes
+            );
+            Ok(())
+        }
+        Command::Restore { path } => {
+            let report = loan_tracker::backup::restore(&config, &path).await?;
+            for aside in &report.kept_aside {
+                println!("kept the replaced file as {}", aside.display());
+            }
+            println!(
+                "restored {} into {} (schema at {}); start the service to apply newer migrations",
+                path.display(),
+                report.database.display(),
+                report.migration.as_deref().unwrap_or("?")
+            );
             Ok(())
         }
         Command::Migrate => {

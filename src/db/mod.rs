@@ -182,7 +182,8 @@ async fn connect_postgres(
 }
 
 /// The file behind `sqlite://path?query`, if it names one.
-fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
+/// The file an SQLite URL names (`None` for an in-memory database).
+pub fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

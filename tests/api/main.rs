@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod backup;
 mod connections;
 mod http;
 mod jobs;

@@ -18,6 +18,14 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// The names of every migration this binary knows, in order.
+pub fn names() -> Vec<String> {
+    Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect()
+}
+
 /// The few column types whose spelling differs between the two databases.
 /// Everything else in our DDL is common SQL.
 pub(crate) struct Dialect {
