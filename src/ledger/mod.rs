@@ -10,6 +10,7 @@
 
 pub mod allocation;
 mod late_fee;
+pub mod replay;
 
 use chrono::NaiveDate;
 
