@@ -168,10 +168,16 @@ impl Drop for InFlight {
 
 /// A socket that reports end-of-stream once it has been silent for
 /// `idle` with no request in flight: hyper then closes the connection.
+///
+/// Traffic only records the time; the timer is moved when it fires early,
+/// not on every read and write (resetting a timer costs more than reading
+/// the clock, and a busy connection reads and writes thousands of times a
+/// second).
 struct IdleTimeout {
     stream: TcpStream,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    last_activity: Instant,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -181,13 +187,29 @@ impl IdleTimeout {
             stream,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            last_activity: Instant::now(),
             in_flight,
         }
     }
 
     fn touch(&mut self) {
-        let next = Instant::now() + self.idle;
-        self.deadline.as_mut().reset(next);
+        self.last_activity = Instant::now();
+    }
+
+    /// Whether the connection has been idle for the whole timeout; if the
+    /// timer fired early (there was traffic since it was set), it is moved
+    /// to the new end of the idle period and polled again.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let idle_until = self.last_activity + self.idle;
+            if Instant::now() >= idle_until {
+                return Poll::Ready(());
+            }
+            self.deadline.as_mut().reset(idle_until);
+        }
     }
 }
 
@@ -212,7 +234,7 @@ impl AsyncRead for IdleTimeout {
                     this.touch();
                     return Poll::Pending;
                 }
-                match this.deadline.as_mut().poll(cx) {
+                match this.poll_idle(cx) {
                     // End of stream: hyper closes the connection.
                     Poll::Ready(()) => Poll::Ready(Ok(())),
                     Poll::Pending => Poll::Pending,

@@ -305,11 +305,15 @@ pub async fn guard_request_body(
     }
     let has_body = declared.is_some_and(|length| length > 0)
         || request.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        // Nothing to time or watch (most requests): no allocation either.
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     parts
         .extensions
         .insert(super::json::BodyReadTimeout(body_read_timeout));
-    let read_to_end = Arc::new(AtomicBool::new(!has_body));
+    let read_to_end = Arc::new(AtomicBool::new(false));
     let body = Body::new(WatchedBody {
         inner: body,
         read_to_end: Arc::clone(&read_to_end),
