@@ -6,6 +6,8 @@
 #
 #   bash bench/run.sh                         # full run (about 15 minutes)
 #   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
+#   SERVICE_BIN=/tmp/loan-tracker-before bash bench/run.sh   # another build,
+#       e.g. the previous commit's, against the same limits
 #
 # Seeds 10 000 users and 50 000 loans of 20 installments (1 000 000
 # installments) into a scratch database `lt_loadbench`, which it drops at
@@ -47,12 +49,13 @@ trap cleanup EXIT
 
 $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 
+SERVICE_BIN=${SERVICE_BIN:-target/release/loan-tracker}
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
 JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" DATABASE_MAX_CONNECTIONS=${POOL:-16} \
 ADMIN_EMAIL=admin@bench.example ADMIN_USERNAME=benchadmin ADMIN_PASSWORD='bench admin password' \
 RATE_LIMIT_PER_MINUTE=1000000000 AUTH_RATE_LIMIT_PER_MINUTE=1000000000 SCHEDULER_ENABLED=false \
 LOG_FORMAT=json RUST_LOG=info \
-    target/release/loan-tracker serve --no-worker > bench/out/service.log 2>&1 &
+    "$SERVICE_BIN" serve --no-worker > bench/out/service.log 2>&1 &
 SERVICE_PID=$!
 for _ in $(seq 1 100); do curl -fsS "$BASE/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "$BASE/health/ready" >/dev/null
