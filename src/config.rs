@@ -25,9 +25,8 @@
 //! | `LOG_FORMAT` | `pretty` on a terminal, else `json` | plus `RUST_LOG` |
 //! | `SCHEDULER_ENABLED` | `true` | run the cron schedule in this instance |
 //! | `REQUEST_TIMEOUT_SECS` | `30` | a request running longer is answered 503 |
-//! | `HEADER_READ_TIMEOUT_SECS` | `10` | a connection that has not sent a whole request head this long after it opened (or after its last response) is closed |
+//! | `HEADER_READ_TIMEOUT_SECS` | `10` | a connection that has not sent a whole request head this long after it opened (or after its last response: the keep-alive idle time) is closed |
 //! | `BODY_READ_TIMEOUT_SECS` | `10` | a request body still arriving after this is answered 408 |
-//! | `IDLE_TIMEOUT_SECS` | `60` | a keep-alive connection with no request in flight and no traffic this long is closed |
 //! | `AUDIT_RETENTION_DAYS` | `365` | audit entries older than this are archived |
 //! | `PAYMENT_REMINDERS_CRON` | `0 0 8 * * *` | when `payment-reminders` runs (service time zone) |
 //! | `OVERDUE_CHECK_CRON` | `0 5 0 * * *` | when `overdue-check` runs |
@@ -212,12 +211,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub scheduler_enabled: bool,
     pub request_timeout: Duration,
-    /// Longest wait for a whole request head on a connection.
+    /// Longest wait for a whole request head on a connection, new or
+    /// kept alive (so also how long an idle connection stays open).
     pub header_read_timeout: Duration,
     /// Longest wait for a request body to arrive.
     pub body_read_timeout: Duration,
-    /// How long a connection with nothing in flight may stay silent.
-    pub idle_timeout: Duration,
     pub audit_retention_days: u32,
     /// Cron expressions (with seconds) in the service time zone.
     pub payment_reminders_cron: String,
@@ -414,7 +412,6 @@ impl Config {
                 vars.positive("HEADER_READ_TIMEOUT_SECS", 10)?,
             ),
             body_read_timeout: Duration::from_secs(vars.positive("BODY_READ_TIMEOUT_SECS", 10)?),
-            idle_timeout: Duration::from_secs(vars.positive("IDLE_TIMEOUT_SECS", 60)?),
             audit_retention_days: vars.parsed("AUDIT_RETENTION_DAYS", 365u32)?,
             payment_reminders_cron: vars.cron("PAYMENT_REMINDERS_CRON", "0 0 8 * * *")?,
             overdue_check_cron: vars.cron("OVERDUE_CHECK_CRON", "0 5 0 * * *")?,

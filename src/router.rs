@@ -100,15 +100,12 @@ pub fn router(state: AppState) -> Router {
     }
     app = app.layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        middleware::rate_limit,
+        middleware::admit,
     ));
     if !config.cors_origins.is_empty() {
         app = app.layer(cors_layer(&config.cors_origins));
     }
-    app = app.layer(axum::middleware::from_fn_with_state(
-        config.body_read_timeout,
-        middleware::guard_request_body,
-    ));
+
     app.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(middleware::observe))

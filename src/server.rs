@@ -1,24 +1,21 @@
 //! The HTTP/1.1 server loop: the router on hyper, with what a service on
 //! the open internet needs and `axum::serve` does not offer.
 //!
-//! - **Header-read timeout.** A connection must send a whole request head
-//!   within `HEADER_READ_TIMEOUT_SECS` of opening (and of its previous
-//!   response); a client that sends half a request line and stops is cut
-//!   off instead of holding a socket for minutes.
-//! - **Idle timeout.** A keep-alive connection with no request in flight
-//!   that sends and receives nothing for `IDLE_TIMEOUT_SECS` is closed.
+//! - **Header-read timeout, which is also the idle timeout.** A connection
+//!   waiting for a request — a new one, or a keep-alive one after its last
+//!   response — must send a whole request head within
+//!   `HEADER_READ_TIMEOUT_SECS`, or hyper closes it: a client that sends
+//!   half a request line and stops is cut off instead of holding a socket
+//!   for minutes, and so is a keep-alive connection left idle.
 //! - **Shutdown that waits only for work.** On SIGTERM the listener closes;
 //!   connections with no request in flight (idle, or still sending a head)
 //!   are dropped at once, and those with one finish it (up to the drain
 //!   grace period) and then close.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,25 +24,21 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 /// The connection timeouts, from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
 }
 
 impl ConnectionLimits {
     pub fn from_config(config: &crate::config::Config) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: config.header_read_timeout,
-            idle_timeout: config.idle_timeout,
         }
     }
 }
@@ -105,11 +98,7 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let io = TokioIo::new(IdleTimeout::new(
-        stream,
-        limits.idle_timeout,
-        Arc::clone(&in_flight),
-    ));
+    let io = TokioIo::new(stream);
     let counter = Arc::clone(&in_flight);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -163,123 +152,5 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A socket that reports end-of-stream once it has been silent for
-/// `idle` with no request in flight: hyper then closes the connection.
-///
-/// Traffic only records the time; the timer is moved when it fires early,
-/// not on every read and write (resetting a timer costs more than reading
-/// the clock, and a busy connection reads and writes thousands of times a
-/// second).
-struct IdleTimeout {
-    stream: TcpStream,
-    idle: Duration,
-    deadline: Pin<Box<Sleep>>,
-    last_activity: Instant,
-    in_flight: Arc<AtomicUsize>,
-}
-
-impl IdleTimeout {
-    fn new(stream: TcpStream, idle: Duration, in_flight: Arc<AtomicUsize>) -> IdleTimeout {
-        IdleTimeout {
-            stream,
-            idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
-            last_activity: Instant::now(),
-            in_flight,
-        }
-    }
-
-    fn touch(&mut self) {
-        self.last_activity = Instant::now();
-    }
-
-    /// Whether the connection has been idle for the whole timeout; if the
-    /// timer fired early (there was traffic since it was set), it is moved
-    /// to the new end of the idle period and polled again.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.deadline.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            let idle_until = self.last_activity + self.idle;
-            if Instant::now() >= idle_until {
-                return Poll::Ready(());
-            }
-            self.deadline.as_mut().reset(idle_until);
-        }
-    }
-}
-
-impl AsyncRead for IdleTimeout {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    this.touch();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                if this.in_flight.load(Ordering::Acquire) > 0 {
-                    // A handler is working: silence is not idleness.
-                    this.touch();
-                    return Poll::Pending;
-                }
-                match this.poll_idle(cx) {
-                    // End of stream: hyper closes the connection.
-                    Poll::Ready(()) => Poll::Ready(Ok(())),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-}
-
-impl AsyncWrite for IdleTimeout {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.stream).poll_write(cx, data);
-        if matches!(written, Poll::Ready(Ok(count)) if count > 0) {
-            this.touch();
-        }
-        written
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buffers: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, buffers);
-        if matches!(written, Poll::Ready(Ok(count)) if count > 0) {
-            this.touch();
-        }
-        written
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }

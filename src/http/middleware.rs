@@ -122,14 +122,33 @@ pub async fn security_headers(
     response
 }
 
+/// Admission, in one middleware (each layer costs an allocation per
+/// request): the request body guard ([`guard_body`]), then the rate limit
+/// ([`rate_limit`]).
+pub async fn admit(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match guard_body(request, state.config.body_read_timeout) {
+        Ok((request, read_to_end)) => {
+            close_if_unread(rate_limit(&state, request, next).await, read_to_end)
+        }
+        Err(refusal) => {
+            // The refused body is still on its way: this connection ends.
+            let mut response = refusal.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// `RATE_LIMIT_PER_MINUTE` per client: the user when the request carries a
 /// valid access token, else the client IP. Health, metrics and docs are
 /// exempt. Every limited response carries `RateLimit-*` headers.
-pub async fn rate_limit(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn rate_limit(state: &crate::app::AppState, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let exempt = path.starts_with("/health/")
         || path == "/metrics"
@@ -284,30 +303,29 @@ pub async fn remember_writes(
 ///   (a body that stops arriving is a `408`);
 /// - a response sent before the request body was read to its end (a `401`
 ///   or `404` for a request whose body is still on the wire) says
-///   `Connection: close`, so the client does not send its next request on a
-///   connection whose unread bytes would be taken for it.
-pub async fn guard_request_body(
-    axum::extract::State(body_read_timeout): axum::extract::State<std::time::Duration>,
+///   `Connection: close` (see [`close_if_unread`]), so the client does not
+///   send its next request on a connection whose unread bytes would be
+///   taken for it.
+///
+/// Returns the request to pass on and, when it has a body, the flag that
+/// tells whether it was read to its end; or the `413` to send.
+fn guard_body(
     request: Request,
-    next: Next,
-) -> Response<Body> {
+    body_read_timeout: std::time::Duration,
+) -> Result<(Request, Option<Arc<AtomicBool>>), AppError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > super::BODY_LIMIT_BYTES as u64) {
-        let mut response = AppError::PayloadTooLarge.into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return Err(AppError::PayloadTooLarge);
     }
     let has_body = declared.is_some_and(|length| length > 0)
         || request.headers().contains_key(header::TRANSFER_ENCODING);
     if !has_body {
         // Nothing to time or watch (most requests): no allocation either.
-        return next.run(request).await;
+        return Ok((request, None));
     }
     let (mut parts, body) = request.into_parts();
     parts
@@ -318,8 +336,16 @@ pub async fn guard_request_body(
         inner: body,
         read_to_end: Arc::clone(&read_to_end),
     });
-    let mut response = next.run(Request::from_parts(parts, body)).await;
-    if !read_to_end.load(Ordering::Acquire) {
+    Ok((Request::from_parts(parts, body), Some(read_to_end)))
+}
+
+/// Announces `Connection: close` when the request body was not read to
+/// its end (see [`guard_body`]).
+fn close_if_unread(
+    mut response: Response<Body>,
+    read_to_end: Option<Arc<AtomicBool>>,
+) -> Response<Body> {
+    if read_to_end.is_some_and(|flag| !flag.load(Ordering::Acquire)) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
