@@ -96,7 +96,6 @@ async fn serve_connection(
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let io = TokioIo::new(stream);
     let counter = Arc::clone(&in_flight);

@@ -25,7 +25,7 @@ use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::entities::{
-    LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
+    InstallmentStatus, LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
 };
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
@@ -152,7 +152,9 @@ async fn unpaid_installments(
 ) -> AppResult<Vec<installment::Model>> {
     Ok(installment::Entity::find()
         .filter(installment::Column::LoanId.eq(loan_id))
-        .filter(installment::not_fully_paid())
+        // A bound value, unlike the overdue filter: here the plan must be
+        // the (loan, number) key, not a partial index over every loan.
+        .filter(installment::Column::Status.ne(InstallmentStatus::Paid))
         .order_by_asc(installment::Column::Number)
         .all(transaction)
         .await?)
