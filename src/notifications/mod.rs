@@ -47,19 +47,11 @@ pub async fn write_once(
     new: NewNotification,
     now: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let inserted = notification::Entity::insert(row(new, now))
-        .on_conflict(
-            OnConflict::column(notification::Column::DedupKey)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(connection)
-        .await?;
-    Ok(inserted == 1)
+    Ok(write_many_once(connection, vec![new], now).await? == 1)
 }
 
-/// Writes many deduplicated notifications in one statement; returns how
-/// many were new.
+/// Writes many deduplicated notifications, in as few statements as the
+/// backend can bind; returns how many were new.
 pub async fn write_many_once(
     connection: &impl ConnectionTrait,
     news: Vec<NewNotification>,
