@@ -57,7 +57,10 @@ pub fn hold_service_lock(config: &Config) -> anyhow::Result<Option<ServiceLock>>
     if config.database_url.kind() != DatabaseKind::Sqlite {
         return Ok(None);
     }
-    let database = database_file(config)?;
+    // An in-memory database has no file to restore over, nor to lock.
+    let Some(database) = crate::db::sqlite_file_path(config.database_url.expose()) else {
+        return Ok(None);
+    };
     if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
