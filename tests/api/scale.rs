@@ -151,9 +151,12 @@ async fn two_instances_behind_nginx_behave_as_one() {
     assert_eq!(blocked.0, 404, "metrics stay internal");
 
     // One login budget for the client, whichever instance answers: the
-    // register and two logins above used 3 of 8.
+    // register and two logins above used 3 of 8 — unless the wall-clock
+    // minute (the window) turned since, which leaves a fresh 8. Either way
+    // the budget is one: counted per instance, nine attempts spread over
+    // two instances would all be answered 401.
     let mut statuses = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..9 {
         let (status, _) = public
             .send(
                 reqwest::Method::POST,
@@ -166,10 +169,11 @@ async fn two_instances_behind_nginx_behave_as_one() {
             .expect("login");
         statuses.push(status);
     }
-    assert_eq!(
-        statuses,
-        [401, 401, 401, 401, 401, 429, 429],
-        "the limit is shared across instances"
+    let same_window = [401, 401, 401, 401, 401, 429, 429, 429, 429];
+    let next_window = [401, 401, 401, 401, 401, 401, 401, 401, 429];
+    assert!(
+        statuses == same_window || statuses == next_window,
+        "the limit is shared across instances: {statuses:?}"
     );
 
     // Both instances run the every-second schedule; each tick runs once.
