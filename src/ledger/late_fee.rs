@@ -26,7 +26,12 @@ impl LateFeeRule {
     /// The fee on what the installment still owes before the fee. `None`
     /// only when the product does not fit in an amount of money.
     pub fn fee_on(self, installment: &InstallmentFigures) -> Option<Money> {
-        self.percent.of(installment.still_owed())
+        self.fee_for(installment.still_owed())
+    }
+
+    /// The fee on `unpaid`: the percentage, rounded half-even to the cent.
+    pub fn fee_for(self, unpaid: Money) -> Option<Money> {
+        self.percent.of(unpaid)
     }
 }
 

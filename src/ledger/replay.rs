@@ -170,7 +170,7 @@ impl LedgerState {
             }
             let unpaid = (row.principal + row.interest) - (row.paid.principal + row.paid.interest);
             if unpaid.is_positive() {
-                row.penalty = rule.percent.of(unpaid).ok_or(LedgerError::FeeOverflow)?;
+                row.penalty = rule.fee_for(unpaid).ok_or(LedgerError::FeeOverflow)?;
             }
             row.fee_decided = true;
         }
