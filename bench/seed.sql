@@ -4,7 +4,8 @@
 -- Users 1..10000 (created when first = 1); loans :first..:last, five per
 -- user, each of 20 monthly installments of 1000.00 at 0 %. Installments
 -- due more than 60 days ago are paid, each by a payment of its own; the
--- other past ones are overdue.
+-- other past ones are overdue with their late fee charged, as the daily
+-- overdue-check leaves them.
 
 \if :{?users}
 INSERT INTO users (id, email, username, username_key, password_hash, role)
@@ -19,7 +20,7 @@ SELECT md5(n::text)::uuid, md5('u' || (1 + n % 10000))::uuid, 'APPROVED', 'USD',
 FROM generate_series(:first, :last) n;
 
 INSERT INTO installments (id, loan_id, user_id, number, due_date, principal_minor, interest_minor,
-                          principal_paid_minor, status, paid_at)
+                          principal_paid_minor, status, paid_at, penalty_minor, penalty_applied_on)
 SELECT md5(n || '-' || k)::uuid, md5(n::text)::uuid, md5('u' || (1 + n % 10000))::uuid, k,
        (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date, 100000, 0,
        CASE WHEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date < CURRENT_DATE - 60
@@ -28,15 +29,23 @@ SELECT md5(n || '-' || k)::uuid, md5(n::text)::uuid, md5('u' || (1 + n % 10000))
             WHEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date < CURRENT_DATE THEN 'OVERDUE'
             ELSE 'PENDING' END,
        CASE WHEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date < CURRENT_DATE - 60
-            THEN now() ELSE NULL END
+            THEN now() ELSE NULL END,
+       -- the daily overdue-check has run: each overdue one carries its
+       -- 5 % late fee (50.00), decided the day after its due date
+       CASE WHEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date
+                 BETWEEN CURRENT_DATE - 60 AND CURRENT_DATE - 1 THEN 5000 ELSE 0 END,
+       CASE WHEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date
+                 BETWEEN CURRENT_DATE - 60 AND CURRENT_DATE - 1
+            THEN (CURRENT_DATE - (n % 400) + ((k - 1) || ' months')::interval)::date + 1 END
 FROM generate_series(:first, :last) n CROSS JOIN generate_series(1, 20) k;
 
 -- Loan totals and status agree with their installments.
 UPDATE loans l SET
     total_paid_minor = s.paid,
+    penalties_minor = s.penalties,
     status = CASE WHEN s.overdue > 0 THEN 'OVERDUE' ELSE 'APPROVED' END,
     next_due_date = s.next_due
-FROM (SELECT loan_id, SUM(principal_paid_minor) AS paid,
+FROM (SELECT loan_id, SUM(principal_paid_minor) AS paid, SUM(penalty_minor) AS penalties,
              COUNT(*) FILTER (WHERE status = 'OVERDUE') AS overdue,
              MIN(due_date) FILTER (WHERE status <> 'PAID') AS next_due
       FROM installments i

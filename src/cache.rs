@@ -453,10 +453,30 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        self.get_fresh_or_load(kind, id, |_| true, load).await
+    }
+
+    /// [`Cache::get_or_load`] for values that age: a cached value `fresh`
+    /// refuses is loaded again (and replaces it), as on a miss.
+    pub async fn get_fresh_or_load<T, E, F, Fut>(
+        &self,
+        kind: CacheKind,
+        id: Uuid,
+        fresh: impl Fn(&T) -> bool,
+        load: F,
+    ) -> Result<Option<Arc<T>>, E>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
         let key = (kind, id);
         let near = &self.inner.near;
         let near_current = self.near_is_current();
-        if near_current && let Some(value) = near.get::<T>(&key) {
+        if near_current
+            && let Some(value) = near.get::<T>(&key)
+            && fresh(&value)
+        {
             record_result(kind, "hit");
             return Ok(Some(value));
         }
@@ -471,7 +491,10 @@ impl Cache {
                     record_result(kind, "bypass");
                     return Ok(load().await?.map(Arc::new));
                 }
-                Some((_, Some(text))) if let Some(value) = T::decode(&text) => {
+                Some((_, Some(text)))
+                    if let Some(value) = T::decode(&text)
+                        && fresh(&value) =>
+                {
                     record_result(kind, "hit");
                     Some(Arc::new(value))
                 }

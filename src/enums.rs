@@ -103,6 +103,7 @@ text_enum! {
         PaymentOverdue = "PAYMENT_OVERDUE",
         PenaltyApplied = "PENALTY_APPLIED",
         LoanPaid = "LOAN_PAID",
+        PaymentReversed = "PAYMENT_REVERSED",
     }
 }
 
@@ -124,6 +125,26 @@ text_enum! {
         PenaltyApplied = "PENALTY_APPLIED",
         LoanOverdue = "LOAN_OVERDUE",
         LoanPaid = "LOAN_PAID",
+        PaymentReversed = "PAYMENT_REVERSED",
+        PenaltyWaived = "PENALTY_WAIVED",
+        LoanSettled = "LOAN_SETTLED",
+    }
+}
+
+text_enum! {
+    /// Whether a payment counts: posted, or reversed (it stays in the
+    /// history, and the loan is replayed without it).
+    pub enum PaymentStatus {
+        Posted = "POSTED",
+        Reversed = "REVERSED",
+    }
+}
+
+text_enum! {
+    /// What a payment larger than what is due pays: the next installments
+    /// in order (the only policy this version takes).
+    pub enum ExcessPolicy {
+        NextInstallments = "NEXT_INSTALLMENTS",
     }
 }
 
@@ -156,6 +177,6 @@ mod tests {
         );
         assert_eq!(AuditAction::parse("loan_overdue"), None);
         assert_eq!(Role::ALL.len(), 3);
-        assert_eq!(NotificationKind::ALL.len(), 7);
+        assert_eq!(NotificationKind::ALL.len(), 8);
     }
 }

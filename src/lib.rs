@@ -29,6 +29,7 @@ pub mod redis;
 pub mod router;
 pub mod schedule;
 pub mod server;
+pub mod servicing;
 pub mod startup;
 pub mod users;
 pub mod worker;

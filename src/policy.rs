@@ -130,6 +130,11 @@ role_rules! {
     RunJobs: admin, ADMIN_ONLY;
     /// Looking at the overdue list as of another day: ADMIN, MANAGER.
     ChooseOverdueDate: staff, "Only staff may choose the as-of date.";
+    /// Recording a payment with a value date other than today: ADMIN,
+    /// MANAGER (staff record transfers that arrived late).
+    ChooseValueDate: staff, "Only staff may record a payment with a value date.";
+    /// Reversing a posted payment (it bounced): ADMIN, MANAGER.
+    ReversePayments: staff, STAFF_ONLY;
 }
 
 /// For per-user paths (`/users/:id`, `/loans/user/:id`, …): the user

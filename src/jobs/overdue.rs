@@ -2,11 +2,17 @@
 //! paid as OVERDUE (and their loans), applies the late fee once per
 //! installment ever, and tells the borrower.
 //!
-//! The late fee is `LATE_FEE_PERCENT` of what the installment still owed
+//! This is the ledger's "bringing a loan up to date" done in bulk: the
+//! late fee is `LATE_FEE_PERCENT` of what the installment still owed
 //! before the fee (`amountDue − amountPaid`), rounded half-even to the
-//! cent, applied once the installment is more than `LATE_FEE_GRACE_DAYS`
-//! days overdue. `penalty_applied_on` records that it happened, so no later
-//! run applies it again; notification dedup keys do the same for messages.
+//! cent, decided once the installment is more than `LATE_FEE_GRACE_DAYS`
+//! days overdue (`LateFeeRule`, as the replay decides it). Every operation
+//! on a loan brings it up to date first, so the stored amount still owed is
+//! what was unpaid at the end of the fee day, as the one rule requires.
+//! `penalty_applied_on` records that the fee was decided, so no later run
+//! decides it again; notification dedup keys do the same for messages (and
+//! are shared with the operations, so each is written once, whoever is
+//! first).
 //!
 //! The job walks unpaid past-due installments in index order, a page at a
 //! time. For each page it locks the loans involved (in id order, the lock
@@ -35,12 +41,13 @@ use super::JobOrigin;
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::cache::CacheKind;
-use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
+use crate::db::entities::{InstallmentStatus, LoanStatus, installment, loan};
 use crate::http::client::RequestMeta;
 use crate::ledger::LateFeeRule;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
 use crate::payments::service::past_due_unpaid;
+use crate::servicing::{self, FeeChange};
 use sea_orm::Order;
 
 /// Batches written at the same time: one can be planned while the
@@ -260,40 +267,28 @@ fn plan(
         let owed = figures.still_owed() + added;
         if newly_overdue {
             plan.outcome.installments_marked += 1;
-            plan.notifications.push(NewNotification {
-                user_id: loan.user_id,
-                loan_id: loan.id,
-                kind: NotificationKind::PaymentOverdue,
-                title: "Payment overdue".to_owned(),
-                message: format!(
-                    "Installment #{} of your loan was due on {} and is overdue: {owed} {} is still owed.",
-                    row.number, row.due_date, loan.currency
-                ),
-                dedup_key: Some(format!("overdue:{}", row.id)),
-            });
+            plan.notifications.push(servicing::overdue_notice(
+                loan,
+                row.id,
+                row.number,
+                row.due_date,
+                owed,
+            ));
         }
         if added.is_positive() {
             plan.outcome.penalties_applied += 1;
-            let amount = added;
-            plan.notifications.push(NewNotification {
-                user_id: loan.user_id,
-                loan_id: loan.id,
-                kind: NotificationKind::PenaltyApplied,
-                title: "Late fee applied".to_owned(),
-                message: format!(
-                    "A late fee of {amount} {currency} was added to installment #{number} (due {due}). \
-                     It now owes {owed} {currency}.",
-                    currency = loan.currency,
-                    number = row.number,
-                    due = row.due_date,
-                ),
-                dedup_key: Some(format!("penalty:{}", row.id)),
-            });
-            plan.audit.push(
-                AuditEntry::new(AuditAction::PenaltyApplied, actor)
-                    .entity(EntityType::Loan, loan.id)
-                    .details(json!({ "installmentNumber": row.number, "amount": amount.to_string(), "asOf": as_of })),
-            );
+            let change = FeeChange {
+                installment_id: row.id,
+                number: row.number,
+                due_date: row.due_date,
+                previous: figures.due.penalty,
+                penalty: figures.due.penalty + added,
+                owed,
+            };
+            plan.notifications
+                .push(servicing::fee_notice(loan, &change));
+            plan.audit
+                .push(servicing::fee_audit(loan.id, &change, actor));
         }
         let change = plan.loans.entry(loan.id).or_insert((Money::ZERO, false));
         change.0 += added;
@@ -499,6 +494,7 @@ async fn update_loans(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::entities::NotificationKind;
     use crate::money::Percent;
 
     fn date(text: &str) -> NaiveDate {
@@ -628,7 +624,10 @@ mod tests {
             actions,
             vec![AuditAction::PenaltyApplied, AuditAction::LoanOverdue]
         );
-        assert_eq!(plan.audit[0].details["amount"], "4.00");
+        assert_eq!(
+            plan.audit[0].details,
+            serde_json::json!({ "installmentNumber": 1, "previous": "0.00", "penalty": "4.00" })
+        );
         assert_eq!(
             (
                 plan.outcome.installments_marked,

@@ -1,12 +1,13 @@
 //! The loan-servicing rules, in one place and with no I/O: what an
-//! installment still owes, its status and its loan's status after a
-//! payment, when an installment is overdue, the late fee, and how a payment
-//! is allocated.
+//! installment still owes, when it is overdue, the late fee, how a payment
+//! is allocated, and ([`replay`]) a loan's whole state from its approved
+//! schedule, its posted payments and today.
 //!
 //! Services and jobs read rows from the database, turn them into the types
-//! here (`installment::Model::figures`, `loan::Model::totals`), ask these
-//! functions what follows, and write the answer back. Nothing here knows
-//! about SQL, HTTP or the clock: "today" is always an argument.
+//! here (`installment::Model::figures`, `loan::Model::totals`,
+//! `servicing::state_of`), ask these functions what follows, and write the
+//! answer back (`servicing::reconcile`). Nothing here knows about SQL, HTTP
+//! or the clock: "today" is always an argument.
 
 pub mod allocation;
 mod late_fee;
@@ -14,10 +15,9 @@ pub mod replay;
 
 use chrono::NaiveDate;
 
-use crate::enums::{InstallmentStatus, LoanStatus};
 use crate::money::Money;
 
-pub use allocation::{Allocation, AllocationError, Owed, PaymentSplit, allocate_payment};
+pub use allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
 pub use late_fee::LateFeeRule;
 
 /// One installment's figures: what it is due and what has been paid of it,
@@ -64,34 +64,6 @@ impl InstallmentFigures {
     pub fn is_overdue(&self, as_of: NaiveDate) -> bool {
         is_overdue(self.due_date, self.is_settled(), as_of)
     }
-
-    /// The figures after `allocation` has been paid towards it.
-    pub fn after_payment(&self, allocation: &Allocation) -> InstallmentFigures {
-        InstallmentFigures {
-            paid: Owed {
-                penalty: self.paid.penalty + allocation.penalty,
-                interest: self.paid.interest + allocation.interest,
-                principal: self.paid.principal + allocation.principal,
-            },
-            ..*self
-        }
-    }
-
-    /// The status these figures give an installment that had `previous`:
-    /// `PAID` once nothing is owed; an `OVERDUE` one stays overdue until
-    /// then (only the overdue job or a later day marks one); any other
-    /// becomes `PARTIAL` once something is paid.
-    pub fn status_after_payment(&self, previous: InstallmentStatus) -> InstallmentStatus {
-        if self.is_settled() {
-            InstallmentStatus::Paid
-        } else if previous == InstallmentStatus::Overdue {
-            InstallmentStatus::Overdue
-        } else if self.amount_paid().is_positive() {
-            InstallmentStatus::Partial
-        } else {
-            previous
-        }
-    }
 }
 
 /// The overdue rule: an installment is overdue when its due date is before
@@ -109,7 +81,7 @@ pub struct LoanTotals {
     pub penalties: Money,
     /// What payments have paid of the late fees.
     pub penalties_paid: Money,
-    /// Σ payments.
+    /// Σ posted payments.
     pub total_paid: Money,
 }
 
@@ -121,32 +93,6 @@ impl LoanTotals {
 
     pub fn penalties_outstanding(&self) -> Money {
         self.penalties - self.penalties_paid
-    }
-
-    /// The totals after a payment of `amount` split as `split`.
-    pub fn after_payment(&self, amount: Money, split: &PaymentSplit) -> LoanTotals {
-        LoanTotals {
-            total_paid: self.total_paid + amount,
-            penalties_paid: self.penalties_paid + split.penalty,
-            ..*self
-        }
-    }
-}
-
-/// The status of a loan that was `current` after a payment: `PAID` when
-/// nothing is owed; an `OVERDUE` loan with no overdue installment left is
-/// `APPROVED` again; otherwise unchanged.
-pub fn loan_status_after_payment(
-    current: LoanStatus,
-    outstanding: Money,
-    any_overdue_left: bool,
-) -> LoanStatus {
-    if !outstanding.is_positive() {
-        LoanStatus::Paid
-    } else if current == LoanStatus::Overdue && !any_overdue_left {
-        LoanStatus::Approved
-    } else {
-        current
     }
 }
 
@@ -198,28 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn installment_status_after_a_payment() {
-        use InstallmentStatus::{Overdue, Paid, Partial, Pending};
-        let due = parts(0, 1_000, 9_000);
-        let allocation = |amount: i64| Allocation {
-            index: 0,
-            interest: Money::from_minor(amount.min(1_000)),
-            principal: Money::from_minor((amount - 1_000).max(0)),
-            ..Allocation::default()
-        };
-        let unpaid = figures(due, Owed::default());
-        let part = unpaid.after_payment(&allocation(1_500));
-        assert_eq!(part.paid, parts(0, 1_000, 500));
-        assert_eq!(part.status_after_payment(Pending), Partial);
-        assert_eq!(part.status_after_payment(Overdue), Overdue);
-        let whole = unpaid.after_payment(&allocation(10_000));
-        assert_eq!(whole.status_after_payment(Pending), Paid);
-        assert_eq!(whole.status_after_payment(Overdue), Paid);
-        assert_eq!(unpaid.status_after_payment(Pending), Pending);
-    }
-
-    #[test]
-    fn loan_totals_and_status_after_a_payment() {
+    fn a_loan_owes_what_it_was_charged_less_what_was_paid() {
         let totals = LoanTotals {
             total_payable: Money::from_minor(106_619),
             penalties: Money::from_minor(444),
@@ -228,25 +153,5 @@ mod tests {
         };
         assert_eq!(totals.outstanding(), Money::from_minor(98_178));
         assert_eq!(totals.penalties_outstanding(), Money::from_minor(444));
-        let split = PaymentSplit {
-            penalty: Money::from_minor(444),
-            interest: Money::from_minor(100),
-            ..PaymentSplit::default()
-        };
-        let after = totals.after_payment(Money::from_minor(544), &split);
-        assert_eq!(after.total_paid, Money::from_minor(9_429));
-        assert_eq!(after.penalties_outstanding(), Money::ZERO);
-        assert_eq!(after.outstanding(), Money::from_minor(97_634));
-
-        use LoanStatus::{Approved, Overdue, Paid};
-        assert_eq!(
-            loan_status_after_payment(Approved, Money::ZERO, false),
-            Paid
-        );
-        assert_eq!(loan_status_after_payment(Overdue, Money::ZERO, false), Paid);
-        let some = Money::from_minor(1);
-        assert_eq!(loan_status_after_payment(Overdue, some, false), Approved);
-        assert_eq!(loan_status_after_payment(Overdue, some, true), Overdue);
-        assert_eq!(loan_status_after_payment(Approved, some, true), Approved);
     }
 }

@@ -13,8 +13,7 @@
 //! random schedules, payments, value dates, fees and reversals). A
 //! backdated payment or a reversal replays from the approved schedule.
 //!
-//! Work in progress for the servicing ledger: the services do not use it
-//! yet (see docs/api.md, "Planned").
+//! `crate::servicing` keeps the stored rows equal to what this says.
 
 use chrono::NaiveDate;
 use uuid::Uuid;

@@ -15,15 +15,19 @@ use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
-use crate::db::entities::{InstallmentStatus, LoanStatus, NotificationKind, installment, loan};
+use crate::db::entities::{
+    InstallmentStatus, LoanStatus, NotificationKind, approved_installment, installment, loan,
+};
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
+use crate::ledger::LateFeeRule;
 use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
 use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans};
 use crate::schedule::{self, Schedule};
+use crate::servicing;
 
 /// A validated loan application.
 #[derive(Debug, Clone)]
@@ -103,50 +107,63 @@ pub async fn apply(
     Ok(LoanView::new(loan, Some(Vec::new())))
 }
 
-/// A loan as `GET /loans/{id}` serves it, kept in the cache.
+/// A loan as `GET /loans/{id}` serves it, kept in the cache for the day
+/// it was computed for: the next day may charge a fee or make an
+/// installment overdue.
 #[derive(Debug)]
 struct CachedLoan {
     owner: Uuid,
+    day: NaiveDate,
     /// The JSON of the [`LoanView`] with its schedule, ready to send.
     body: RawJson,
 }
 
-/// In Redis: the owner's id, a newline, then the JSON.
+/// In Redis: the owner's id, the day, then the JSON, one per line.
 impl crate::cache::Cacheable for CachedLoan {
     fn encode(&self) -> String {
-        format!("{}\n{}", self.owner, self.body.as_text())
+        format!("{}\n{}\n{}", self.owner, self.day, self.body.as_text())
     }
 
     fn decode(text: &str) -> Option<CachedLoan> {
-        let (owner, body) = text.split_once('\n')?;
+        let (owner, rest) = text.split_once('\n')?;
+        let (day, body) = rest.split_once('\n')?;
         Some(CachedLoan {
             owner: owner.parse().ok()?,
+            day: crate::calendar::parse_date(day).ok()?,
             body: RawJson::from_stored(body),
         })
     }
 }
 
-/// One loan with its schedule as JSON, if the actor may see it; 404
-/// otherwise. Served from the cache; a miss reads the primary, so a
-/// client always reads its own writes.
+/// One loan with its schedule as JSON, as of today, if the actor may see
+/// it; 404 otherwise. Served from the cache; a miss reads the primary, so
+/// a client always reads its own writes.
 pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<RawJson> {
+    let today = state.today();
     let cached = state
         .cache
-        .get_or_load(CacheKind::Loan, loan_id, || async {
-            let Some(loan) = loan::Entity::find_by_id(loan_id)
-                .one(state.db.fresh())
-                .await?
-            else {
-                return Ok::<_, AppError>(None);
-            };
-            let schedule = installments_of(state.db.fresh(), loan.id).await?;
-            let view = LoanView::new(loan, Some(schedule));
-            let body = RawJson::of(&view).map_err(AppError::internal)?;
-            Ok(Some(CachedLoan {
-                owner: view.user_id,
-                body,
-            }))
-        })
+        .get_fresh_or_load(
+            CacheKind::Loan,
+            loan_id,
+            |cached: &CachedLoan| cached.day == today,
+            || async {
+                let Some(loan) = loan::Entity::find_by_id(loan_id)
+                    .one(state.db.fresh())
+                    .await?
+                else {
+                    return Ok::<_, AppError>(None);
+                };
+                let schedule = servicing::installments_of(state.db.fresh(), loan.id).await?;
+                let (loan, schedule) = as_of(loan, schedule, today, state.config.late_fee_rule())?;
+                let view = LoanView::new(loan, Some(schedule));
+                let body = RawJson::of(&view).map_err(AppError::internal)?;
+                Ok(Some(CachedLoan {
+                    owner: view.user_id,
+                    day: today,
+                    body,
+                }))
+            },
+        )
         .await?;
     match cached {
         Some(loan) if policy::may_see(actor, loan.owner) => Ok(loan.body.clone()),
@@ -154,15 +171,26 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
     }
 }
 
-async fn installments_of(
-    connection: &impl ConnectionTrait,
-    loan_id: Uuid,
-) -> AppResult<Vec<installment::Model>> {
-    Ok(installment::Entity::find()
-        .filter(installment::Column::LoanId.eq(loan_id))
-        .order_by_asc(installment::Column::Number)
-        .all(connection)
-        .await?)
+/// The loan and its installments as the one rule says they are on `today`,
+/// which may be ahead of what is stored (a fee day passed since the last
+/// write). Computed, never written: the daily job and the next operation
+/// on the loan store it.
+fn as_of(
+    loan: loan::Model,
+    rows: Vec<installment::Model>,
+    today: NaiveDate,
+    rule: LateFeeRule,
+) -> AppResult<(loan::Model, Vec<installment::Model>)> {
+    if !loan.status.is_active() {
+        return Ok((loan, rows));
+    }
+    let mut ledger = servicing::state_of(&rows);
+    ledger
+        .decide_fees_before(today, rule)
+        .map_err(AppError::internal)?;
+    let reconciliation = servicing::reconcile(&loan, &rows, &ledger, today, loan.updated_at)
+        .map_err(AppError::internal)?;
+    Ok((reconciliation.loan, reconciliation.rows))
 }
 
 /// One borrower's loans, newest first (that borrower, ADMIN, MANAGER).
@@ -348,11 +376,31 @@ pub async fn approve(
         now,
     )
     .await?;
-    let installments = installments_of(&transaction, loan.id).await?;
+    // A loan migrated in with a first due date in the past is brought up
+    // to today like any other: overdue, with its late fees, at approval.
+    let installments = servicing::installments_of(&transaction, loan.id).await?;
+    let mut up_to_date = servicing::state_of(&installments);
+    up_to_date
+        .decide_fees_before(today, state.config.late_fee_rule())
+        .map_err(AppError::internal)?;
+    let reconciliation = servicing::reconcile(&loan, &installments, &up_to_date, today, now)
+        .map_err(AppError::internal)?;
+    servicing::store(&transaction, &loan, &reconciliation, now).await?;
+    servicing::announce(
+        &transaction,
+        &reconciliation,
+        Some(actor.id),
+        Some(meta),
+        now,
+    )
+    .await?;
     transaction.commit().await?;
     state.cache.invalidate(CacheKind::Loan, loan.id).await;
     metrics::counter!("loans_approved_total").increment(1);
-    Ok(LoanView::new(loan, Some(installments)))
+    Ok(LoanView::new(
+        reconciliation.loan,
+        Some(reconciliation.rows),
+    ))
 }
 
 /// `firstDueDate` may lie up to a year either side of the approval date
@@ -409,6 +457,19 @@ async fn insert_installments(
         }
     });
     installment::Entity::insert_many(rows)
+        .exec_without_returning(transaction)
+        .await?;
+    let approved = schedule
+        .installments
+        .iter()
+        .map(|planned| approved_installment::ActiveModel {
+            loan_id: Set(loan.id),
+            number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
+            due_date: Set(planned.due_date),
+            principal_minor: Set(planned.principal.minor()),
+            interest_minor: Set(planned.interest.minor()),
+        });
+    approved_installment::Entity::insert_many(approved)
         .exec_without_returning(transaction)
         .await?;
     Ok(())

@@ -1,7 +1,9 @@
 //! The loan status machine, in one place.
 //!
 //! `PENDING → APPROVED | REJECTED | CANCELLED`; `APPROVED ⇄ OVERDUE`;
-//! `APPROVED | OVERDUE → PAID`. Everything else is refused.
+//! `APPROVED | OVERDUE → PAID`; `PAID → APPROVED | OVERDUE` (only a
+//! reversal reaches it: a PAID loan takes no payment). Everything else is
+//! refused.
 
 use crate::db::entities::LoanStatus;
 
@@ -21,6 +23,7 @@ impl LoanStatus {
             (Pending, Approved | Rejected | Cancelled)
                 | (Approved, Overdue | Paid)
                 | (Overdue, Approved | Paid)
+                | (Paid, Approved | Overdue)
         )
     }
 
@@ -56,6 +59,8 @@ mod tests {
             (Overdue, Approved),
             (Approved, Paid),
             (Overdue, Paid),
+            (Paid, Approved),
+            (Paid, Overdue),
         ];
         for from in ALL {
             for to in ALL {

@@ -109,6 +109,9 @@ pub fn compose(notification: &notification::Model, recipient: &str, username: &s
             "Paying the overdue installment stops it from growing further."
         }
         NotificationKind::LoanPaid => "Your loan is closed. It was a pleasure lending to you.",
+        NotificationKind::PaymentReversed => {
+            "The amount counts as unpaid again; your schedule shows what is now due."
+        }
     };
     let body = format!(
         "Hello {username},\n\n{message}\n\n{closing}\n\n-- \nLoan Tracker\n",

@@ -17,17 +17,20 @@ use super::views::{OverdueItem, PaymentView};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
+use crate::db::entities::ExcessPolicy;
 use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
 use crate::http::json::{DecimalText, Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
+use crate::loans::domain::Reason;
 use crate::money::Money;
-use crate::policy::{self, ChooseOverdueDate, Permit};
+use crate::policy::{self, ChooseOverdueDate, ChooseValueDate, Permit, ReversePayments};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_payment))
+        .routes(routes!(reverse_payment))
         .routes(routes!(payment_history))
         .routes(routes!(overdue))
 }
@@ -40,6 +43,26 @@ pub struct PaymentRequestBody {
     #[serde(default)]
     #[schema(value_type = crate::http::format::PaymentAmountInput, required = true)]
     amount: Field<DecimalText>,
+    /// `YYYY-MM-DD`, the day the money counts from (default today). Staff
+    /// only; not after today, not before the start of the loan's first
+    /// period. An earlier day replays the loan.
+    #[serde(default)]
+    #[schema(value_type = Option<NaiveDate>)]
+    value_date: Field<String>,
+    /// What a payment beyond what is due pays: `NEXT_INSTALLMENTS`.
+    #[serde(default)]
+    #[schema(value_type = Option<ExcessPolicy>)]
+    excess: Field<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalBody {
+    /// Why the payment is reversed (1–500 characters), e.g. "Cheque
+    /// returned unpaid".
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    reason: Field<String>,
 }
 
 /// Records a repayment on a loan (the borrower, ADMIN, MANAGER). Send an
@@ -52,6 +75,7 @@ pub struct PaymentRequestBody {
     request_body = PaymentRequestBody,
     responses(
         (status = 201, description = "The payment (also when replayed for a repeated Idempotency-Key)", body = PaymentView),
+        (status = 403, description = "A USER sent a value date", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The loan does not take payments, or the key was used with another body", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn record_payment(
     State(state): State<AppState>,
@@ -76,10 +100,19 @@ async fn record_payment(
             validator.check("Idempotency-Key", parsed).map(Some)
         }
     };
+    let value_date = validator.optional("valueDate", body.value_date, |text| parse_date(&text));
+    let excess = validator.optional("excess", body.excess, |text| {
+        ExcessPolicy::parse(&text).ok_or("must be NEXT_INSTALLMENTS")
+    });
+    if matches!(value_date, Some(Some(_))) {
+        Permit::<ChooseValueDate>::check(actor)?;
+    }
     let request = validator.finish(|| {
         Some(PaymentRequest {
             loan_id,
             amount: amount?,
+            value_date: value_date?,
+            excess: excess?.unwrap_or(ExcessPolicy::NextInstallments),
             idempotency_key: idempotency_key?,
         })
     })?;
@@ -91,6 +124,32 @@ async fn record_payment(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Reverses a posted payment that bounced (ADMIN, MANAGER): it stays in
+/// the history marked `REVERSED`, and the loan is replayed without it.
+#[utoipa::path(post, path = "/payments/{paymentId}/reverse", tag = "payments",
+    security(("bearerAuth" = [])),
+    params(("paymentId" = Uuid, Path, description = "Payment id")),
+    request_body = ReversalBody,
+    responses(
+        (status = 200, description = "The payment, now reversed", body = PaymentView),
+        (status = 403, description = "Not staff", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already reversed", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn reverse_payment(
+    State(state): State<AppState>,
+    permit: Permit<ReversePayments>,
+    meta: RequestMeta,
+    PathId(payment_id): PathId,
+    JsonBody(body): JsonBody<ReversalBody>,
+) -> AppResult<Json<PaymentView>> {
+    let mut validator = Validator::new();
+    let reason = validator.required("reason", body.reason, |text: String| Reason::parse(&text));
+    let reason = validator.finish(|| reason)?;
+    Ok(Json(
+        service::reverse_payment(&state, permit, &meta, payment_id, reason).await?,
+    ))
 }
 
 /// Loan to filter a payment history by.

@@ -1,10 +1,12 @@
 //! Recording payments, payment history, and overdue installments.
 //!
 //! A payment is one transaction: claim the idempotency key, lock the loan,
-//! allocate the amount to its unpaid installments, update those, the loan's
-//! totals and status, and write the payment, its allocations, the
-//! notifications, the audit entries and the stored response. A crash at any
-//! point leaves all of it or none.
+//! work out the loan's state with the payment (one step from the stored
+//! state for a payment valued today, a replay from the approved schedule
+//! for a backdated one), write what changed, and write the payment, its
+//! allocations, the notifications, the audit entries and the stored
+//! response. A crash at any point leaves all of it or none. A reversal is
+//! the same: lock, replay without the payment, write the difference.
 
 use std::collections::HashMap;
 
@@ -25,17 +27,21 @@ use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::entities::{
-    InstallmentStatus, LoanStatus, NotificationKind, installment, loan, payment, payment_allocation,
+    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, installment,
+    loan, payment, payment_allocation,
 };
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
-use crate::ledger::{self, AllocationError, Owed, PaymentSplit, allocate_payment};
+use crate::ledger::replay::{LedgerError, LedgerState, Posting};
+use crate::ledger::{AllocationError, LateFeeRule, PaymentSplit};
+use crate::loans::domain::Reason;
 use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
-use crate::policy;
+use crate::policy::{self, Permit, ReversePayments};
+use crate::servicing::{self, Reconciliation};
 use axum::http::StatusCode;
 
 /// A validated payment request.
@@ -43,6 +49,10 @@ use axum::http::StatusCode;
 pub struct PaymentRequest {
     pub loan_id: Uuid,
     pub amount: Money,
+    /// The day the money counts from; `None` for today. Only staff may
+    /// choose it (the handler checks).
+    pub value_date: Option<NaiveDate>,
+    pub excess: ExcessPolicy,
     pub idempotency_key: Option<String>,
 }
 
@@ -64,14 +74,27 @@ pub async fn record_payment(
 ) -> AppResult<PaymentReply> {
     let now = state.now();
     let today = state.today();
+    let value_date = request.value_date.unwrap_or(today);
+    if value_date > today {
+        return Err(AppError::validation(
+            "valueDate",
+            format!("must not be after today ({today})"),
+        ));
+    }
     let transaction = state.db.begin_write().await?;
 
     if let Some(key) = &request.idempotency_key {
-        let request_fingerprint = idempotency::fingerprint(&[
-            "payment",
-            &request.loan_id.to_string(),
-            &request.amount.minor().to_string(),
-        ]);
+        let loan_id = request.loan_id.to_string();
+        let amount = request.amount.minor().to_string();
+        let chosen_date = request.value_date.map(|day| day.to_string());
+        let mut parts = vec!["payment", loan_id.as_str(), amount.as_str()];
+        if let Some(day) = &chosen_date {
+            parts.extend(["valueDate", day.as_str()]);
+        }
+        if request.excess != ExcessPolicy::NextInstallments {
+            parts.extend(["excess", request.excess.as_str()]);
+        }
+        let request_fingerprint = idempotency::fingerprint(&parts);
         match idempotency::claim(&transaction, actor.id, key, &request_fingerprint, now).await? {
             Claim::Fresh => {}
             Claim::Replay { status, body } => {
@@ -100,27 +123,41 @@ pub async fn record_payment(
             loan.status.as_str()
         )));
     }
-    let unpaid = unpaid_installments(&transaction, loan.id).await?;
-    let owed: Vec<Owed> = unpaid.iter().map(|row| row.figures().owed()).collect();
-    let split = allocate_payment(request.amount, &owed).map_err(|error| match error {
-        AllocationError::ExceedsOutstanding { outstanding } => AppError::validation(
-            "amount",
-            format!(
-                "exceeds the outstanding balance of {outstanding} {}",
-                loan.currency
-            ),
-        ),
-        AllocationError::NotPositive => AppError::validation("amount", "must be a positive amount"),
-    })?;
-
-    let payment = apply_payment(
+    if let Some(earliest) = earliest_value_date(state, &loan).filter(|day| value_date < *day) {
+        return Err(AppError::validation(
+            "valueDate",
+            format!("must not be before {earliest}, the start of the loan's first period"),
+        ));
+    }
+    let posting = Posting {
+        id: Uuid::now_v7(),
+        amount: request.amount,
+        value_date,
+        sequence: u64::MAX,
+    };
+    let rule = state.config.late_fee_rule();
+    let recorded = if value_date == today {
+        append_payment(&transaction, &loan, posting, today, rule, now).await?
+    } else {
+        replay_with_payment(&transaction, &loan, posting, today, rule, now).await?
+    };
+    let payment = insert_payment(&transaction, &loan, &recorded, &request, actor, now).await?;
+    if recorded.allocations_written_by_replay {
+        servicing::store_payment_portions(
+            &transaction,
+            &recorded.rows,
+            std::slice::from_ref(&payment),
+            &recorded.state,
+        )
+        .await?;
+    } else {
+        insert_allocations(&transaction, &payment, &recorded).await?;
+    }
+    servicing::announce(
         &transaction,
-        &loan,
-        &unpaid,
-        &split,
-        &request,
-        actor,
-        today,
+        &recorded.reconciliation,
+        Some(actor.id),
+        Some(meta),
         now,
     )
     .await?;
@@ -146,6 +183,136 @@ pub async fn record_payment(
     })
 }
 
+/// The earliest value date a payment on `loan` may have: the earlier of
+/// its approval date and the start of its first period (first due date
+/// minus one month, clamped to month end).
+pub fn earliest_value_date(state: &AppState, loan: &loan::Model) -> Option<NaiveDate> {
+    let approved_on = loan
+        .approved_at
+        .map(|moment| crate::clock::local_date(moment, state.config.timezone));
+    let first_period_starts = loan
+        .first_due_date
+        .and_then(|day| day.checked_sub_months(chrono::Months::new(1)));
+    match (approved_on, first_period_starts) {
+        (Some(a), Some(b)) => Some(Ord::min(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A payment worked out against the loan's rows: the ledger state with it,
+/// what that changes, and the payment's own portions.
+struct RecordedPayment {
+    /// The installment rows the state covers, as they were stored.
+    rows: Vec<installment::Model>,
+    state: LedgerState,
+    reconciliation: Reconciliation,
+    id: Uuid,
+    value_date: NaiveDate,
+    split: PaymentSplit,
+    /// A replay may move other payments' allocations too: they are all
+    /// written by [`servicing::store_payment_portions`].
+    allocations_written_by_replay: bool,
+}
+
+/// The common path, a payment valued today: one step from the stored
+/// state of the installments not fully paid (brought up to today first).
+async fn append_payment(
+    transaction: &DatabaseTransaction,
+    loan: &loan::Model,
+    posting: Posting,
+    today: NaiveDate,
+    rule: LateFeeRule,
+    now: DateTime<Utc>,
+) -> AppResult<RecordedPayment> {
+    let unpaid = unpaid_installments(transaction, loan.id).await?;
+    let state = servicing::state_of(&unpaid)
+        .append(&posting, today, rule)
+        .map_err(|error| refused_amount(error, posting.id, loan))?;
+    let split = state
+        .payments
+        .last()
+        .map(|applied| applied.split.clone())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
+    let reconciliation =
+        servicing::reconcile(loan, &unpaid, &state, today, now).map_err(AppError::internal)?;
+    servicing::store(transaction, loan, &reconciliation, now).await?;
+    Ok(RecordedPayment {
+        rows: unpaid,
+        state,
+        reconciliation,
+        id: posting.id,
+        value_date: posting.value_date,
+        split,
+        allocations_written_by_replay: false,
+    })
+}
+
+/// A backdated payment: the loan is replayed from its approved schedule
+/// with the payment in its place, and every difference written.
+async fn replay_with_payment(
+    transaction: &DatabaseTransaction,
+    loan: &loan::Model,
+    posting: Posting,
+    today: NaiveDate,
+    rule: LateFeeRule,
+    now: DateTime<Utc>,
+) -> AppResult<RecordedPayment> {
+    let rows = servicing::installments_of(transaction, loan.id).await?;
+    let history = servicing::History::load(transaction, loan.id).await?;
+    let posting = Posting {
+        sequence: history.payments.len() as u64,
+        ..posting
+    };
+    let state = servicing::replay_loan(&history, Some(posting), today, rule)
+        .map_err(|error| refused_amount(error, posting.id, loan))?;
+    let split = state
+        .payments
+        .iter()
+        .find(|applied| applied.id == posting.id)
+        .map(|applied| applied.split.clone())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
+    let reconciliation =
+        servicing::reconcile(loan, &rows, &state, today, now).map_err(AppError::internal)?;
+    servicing::store(transaction, loan, &reconciliation, now).await?;
+    servicing::store_payment_portions(transaction, &rows, &history.payments, &state).await?;
+    Ok(RecordedPayment {
+        rows,
+        state,
+        reconciliation,
+        id: posting.id,
+        value_date: posting.value_date,
+        split,
+        allocations_written_by_replay: true,
+    })
+}
+
+/// A payment the ledger cannot take: more than the loan owes, either at
+/// its value date or, for a backdated one, for the payments after it.
+fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> AppError {
+    match error {
+        LedgerError::Allocation {
+            id,
+            source: AllocationError::ExceedsOutstanding { outstanding },
+        } if id == payment_id => AppError::validation(
+            "amount",
+            format!(
+                "exceeds the outstanding balance of {outstanding} {}",
+                loan.currency
+            ),
+        ),
+        LedgerError::Allocation {
+            source: AllocationError::NotPositive,
+            ..
+        } => AppError::validation("amount", "must be a positive amount"),
+        LedgerError::Allocation { .. } => AppError::validation(
+            "amount",
+            "with this payment on its value date, the payments recorded after it would exceed \
+             what the loan owes",
+        ),
+        other => AppError::internal(other),
+    }
+}
+
 async fn unpaid_installments(
     transaction: &DatabaseTransaction,
     loan_id: Uuid,
@@ -160,78 +327,20 @@ async fn unpaid_installments(
         .await?)
 }
 
-/// Writes the allocation to the installments, the loan's new totals and
-/// status, and the payment row with its allocations.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one step of the payment transaction, given everything it writes from"
-)]
-async fn apply_payment(
+/// Writes the payment row: its portions as recorded and as they stand
+/// now, and the loan's status and balance right after it.
+async fn insert_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,
-    unpaid: &[installment::Model],
-    split: &PaymentSplit,
+    recorded: &RecordedPayment,
     request: &PaymentRequest,
     actor: Actor,
-    today: NaiveDate,
     now: DateTime<Utc>,
 ) -> AppResult<payment::Model> {
-    let mut after: Vec<installment::Model> = unpaid.to_vec();
-    for allocation in &split.allocations {
-        let Some(row) = after.get_mut(allocation.index) else {
-            return Err(AppError::internal(anyhow::anyhow!(
-                "allocation outside the schedule"
-            )));
-        };
-        let figures = row.figures().after_payment(allocation);
-        let settled = figures.is_settled();
-        row.penalty_paid_minor = figures.paid.penalty.minor();
-        row.interest_paid_minor = figures.paid.interest.minor();
-        row.principal_paid_minor = figures.paid.principal.minor();
-        row.status = figures.status_after_payment(row.status);
-        installment::Entity::update(installment::ActiveModel {
-            id: Set(row.id),
-            penalty_paid_minor: Set(row.penalty_paid_minor),
-            interest_paid_minor: Set(row.interest_paid_minor),
-            principal_paid_minor: Set(row.principal_paid_minor),
-            status: Set(row.status),
-            paid_at: Set(settled.then_some(now)),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(transaction)
-        .await?;
-    }
-
-    let totals = loan.totals().after_payment(request.amount, split);
-    let outstanding = totals.outstanding();
-    let still_unpaid = after
-        .iter()
-        .map(installment::Model::figures)
-        .filter(|figures| !figures.is_settled());
-    let next_due_date = still_unpaid.clone().map(|figures| figures.due_date).min();
-    let any_overdue_left = still_unpaid
-        .clone()
-        .any(|figures| figures.is_overdue(today));
-    let status = ledger::loan_status_after_payment(loan.status, outstanding, any_overdue_left);
-    if status != loan.status {
-        loan.status.transition(status).map_err(AppError::internal)?;
-    }
-    loan::Entity::update(loan::ActiveModel {
-        id: Set(loan.id),
-        status: Set(status),
-        total_paid_minor: Set(totals.total_paid.minor()),
-        penalties_paid_minor: Set(totals.penalties_paid.minor()),
-        next_due_date: Set(next_due_date),
-        paid_off_at: Set((status == LoanStatus::Paid).then_some(now)),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec_without_returning(transaction)
-    .await?;
-
-    let payment = payment::Entity::insert(payment::ActiveModel {
-        id: Set(Uuid::now_v7()),
+    let split = &recorded.split;
+    let after = &recorded.reconciliation;
+    Ok(payment::Entity::insert(payment::ActiveModel {
+        id: Set(recorded.id),
         loan_id: Set(loan.id),
         user_id: Set(loan.user_id),
         recorded_by: Set(actor.id),
@@ -240,16 +349,33 @@ async fn apply_payment(
         interest_minor: Set(split.interest.minor()),
         penalty_minor: Set(split.penalty.minor()),
         currency: Set(loan.currency.clone()),
-        loan_status_after: Set(status),
-        loan_outstanding_after_minor: Set(outstanding.minor()),
+        loan_status_after: Set(after.loan.status),
+        loan_outstanding_after_minor: Set(after.outstanding().minor()),
         idempotency_key: Set(request.idempotency_key.clone()),
         paid_at: Set(now),
         created_at: Set(now),
+        value_date: Set(recorded.value_date),
+        status: Set(PaymentStatus::Posted),
+        excess: Set(request.excess),
+        reversed_at: Set(None),
+        reversed_by: Set(None),
+        reversal_reason: Set(None),
+        current_principal_minor: Set(split.principal.minor()),
+        current_interest_minor: Set(split.interest.minor()),
+        current_penalty_minor: Set(split.penalty.minor()),
     })
     .exec_with_returning(transaction)
-    .await?;
-    let allocations = split.allocations.iter().filter_map(|allocation| {
-        let installment = unpaid.get(allocation.index)?;
+    .await?)
+}
+
+/// How an appended payment was spread over installments.
+async fn insert_allocations(
+    transaction: &DatabaseTransaction,
+    payment: &payment::Model,
+    recorded: &RecordedPayment,
+) -> AppResult<()> {
+    let allocations = recorded.split.allocations.iter().filter_map(|allocation| {
+        let installment = recorded.rows.get(allocation.index)?;
         Some(payment_allocation::ActiveModel {
             payment_id: Set(payment.id),
             installment_id: Set(installment.id),
@@ -261,7 +387,132 @@ async fn apply_payment(
     payment_allocation::Entity::insert_many(allocations)
         .exec_without_returning(transaction)
         .await?;
-    Ok(payment)
+    Ok(())
+}
+
+/// Reverses a posted payment (ADMIN, MANAGER): it stays in the history,
+/// marked reversed, and the loan is replayed without it in the same
+/// transaction, under the loan's lock.
+pub async fn reverse_payment(
+    state: &AppState,
+    permit: Permit<ReversePayments>,
+    meta: &RequestMeta,
+    payment_id: Uuid,
+    reason: Reason,
+) -> AppResult<PaymentView> {
+    let actor = permit.actor();
+    let now = state.now();
+    let today = state.today();
+    let transaction = state.db.begin_write().await?;
+    let loan_id = payment::Entity::find_by_id(payment_id)
+        .one(&transaction)
+        .await?
+        .ok_or(AppError::NotFound("Payment"))?
+        .loan_id;
+    let loan = lock_loan(&transaction, loan_id)
+        .await?
+        .ok_or(AppError::NotFound("Payment"))?;
+    // Read again under the loan's lock: a concurrent reversal has finished.
+    let reversed = payment::Entity::find_by_id(payment_id)
+        .one(&transaction)
+        .await?
+        .ok_or(AppError::NotFound("Payment"))?;
+    if reversed.status == PaymentStatus::Reversed {
+        return Err(AppError::Conflict(
+            "This payment is already reversed.".to_owned(),
+        ));
+    }
+    let rows = servicing::installments_of(&transaction, loan.id).await?;
+    let history = servicing::History::load(&transaction, loan.id).await?;
+    let remaining = servicing::History {
+        approved: history.approved.clone(),
+        payments: history
+            .payments
+            .iter()
+            .filter(|payment| payment.id != payment_id)
+            .cloned()
+            .collect(),
+    };
+    let replayed = servicing::replay_loan(&remaining, None, today, state.config.late_fee_rule())
+        .map_err(|error| {
+            tracing::warn!(%payment_id, error = %error, "reversal refused: the replay without it fails");
+            AppError::Conflict(
+                "Without this payment, the payments recorded after it would exceed what the loan owes."
+                    .to_owned(),
+            )
+        })?;
+    let reconciliation =
+        servicing::reconcile(&loan, &rows, &replayed, today, now).map_err(AppError::internal)?;
+    servicing::store(&transaction, &loan, &reconciliation, now).await?;
+    servicing::store_payment_portions(&transaction, &rows, &history.payments, &replayed).await?;
+    let payment = payment::Entity::update(payment::ActiveModel {
+        id: Set(payment_id),
+        status: Set(PaymentStatus::Reversed),
+        reversed_at: Set(Some(now)),
+        reversed_by: Set(Some(actor.id)),
+        reversal_reason: Set(Some(reason.as_str().to_owned())),
+        ..Default::default()
+    })
+    .exec(&transaction)
+    .await?;
+    servicing::announce(
+        &transaction,
+        &reconciliation,
+        Some(actor.id),
+        Some(meta),
+        now,
+    )
+    .await?;
+    announce_reversal(&transaction, &loan, &payment, actor, meta, now).await?;
+    transaction.commit().await?;
+    state.cache.invalidate(CacheKind::Loan, loan.id).await;
+    metrics::counter!("payments_reversed_total", "currency" => loan.currency.clone()).increment(1);
+    Ok(PaymentView::from(payment))
+}
+
+/// The borrower's notice and the audit entry of a reversal.
+async fn announce_reversal(
+    transaction: &DatabaseTransaction,
+    loan: &loan::Model,
+    payment: &payment::Model,
+    actor: Actor,
+    meta: &RequestMeta,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let amount = Money::from_minor(payment.amount_minor);
+    let reason = payment.reversal_reason.clone().unwrap_or_default();
+    notifications::write(
+        transaction,
+        NewNotification {
+            user_id: loan.user_id,
+            loan_id: loan.id,
+            kind: NotificationKind::PaymentReversed,
+            title: "Payment reversed".to_owned(),
+            message: format!(
+                "Your payment of {amount} {currency} valued {value_date} was reversed: {reason}",
+                currency = payment.currency,
+                value_date = payment.value_date,
+            ),
+            dedup_key: None,
+        },
+        now,
+    )
+    .await?;
+    audit::record(
+        transaction,
+        AuditEntry::new(AuditAction::PaymentReversed, Some(actor.id))
+            .entity(EntityType::Payment, payment.id)
+            .details(json!({
+                "reason": reason,
+                "loanId": loan.id,
+                "amount": amount.to_string(),
+                "valueDate": payment.value_date,
+            })),
+        Some(meta),
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The borrower's notifications and the audit entries of a payment.

@@ -129,7 +129,7 @@ async fn overdue_check_marks_charges_once_and_is_idempotent() {
     assert!(penalty_audit[0].request_id.is_some());
     assert_eq!(
         penalty_audit[0].details,
-        json!({ "installmentNumber": 1, "amount": "44.42", "asOf": "2026-02-16" })
+        json!({ "installmentNumber": 1, "previous": "0.00", "penalty": "44.42" })
     );
     assert_eq!(app.audit_rows("LOAN_OVERDUE").await.len(), 1);
 
@@ -405,6 +405,13 @@ async fn the_cli_runs_the_same_job() {
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report on stdout");
     assert_eq!(report["job"], "overdue-check");
     assert_eq!(report["penaltiesApplied"], 1);
+    // A read shows the loan as of the app's today: move it to the job's day.
+    app.clock.set(
+        chrono::NaiveDate::from_ymd_opt(2026, 2, 16)
+            .and_then(|day| day.and_hms_opt(10, 0, 0))
+            .expect("a time")
+            .and_utc(),
+    );
     let loan = app
         .get(&format!("/loans/{loan_id}"), &borrower.token)
         .await
@@ -480,12 +487,16 @@ async fn a_loan_that_fails_is_left_for_the_next_run_and_the_rest_go_on() {
     );
     let good_loan = app.get(&format!("/loans/{good}"), &admin.token).await.body;
     assert_eq!(good_loan["status"], "OVERDUE");
-    let bad_loan = app.get(&format!("/loans/{bad}"), &admin.token).await.body;
+    // The list shows the stored state (a single-loan read computes today's).
+    let stored = app
+        .get(&format!("/loans/user/{}", other.id), &admin.token)
+        .await
+        .body;
     assert_eq!(
-        bad_loan["status"], "APPROVED",
+        stored["items"][0]["status"], "APPROVED",
         "nothing of the failed loan was written"
     );
-    assert_eq!(bad_loan["penaltiesOutstanding"], "0.00");
+    assert_eq!(stored["items"][0]["penaltiesOutstanding"], "0.00");
 
     if app.state.db.is_postgres() {
         app.sql("DROP TRIGGER refuse_bad ON installments; DROP FUNCTION refuse()")
@@ -511,11 +522,12 @@ async fn overdue_check_pages_through_more_rows_than_a_batch() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let borrower = app.register("many").await;
-    // 55 loans of 12 installments, all due in 2025: 660 overdue rows, more
-    // than one page of 500, with loans whose installments span two pages.
+    // 55 loans of 12 installments, all due in 2026 and unpaid a year on:
+    // 660 overdue rows, more than one page of 500, with loans whose
+    // installments span two pages.
     for n in 0..55 {
         let loan_id = app.apply(&borrower, "1200.00", 12).await;
-        let first_due = format!("2025-01-{:02}", 16 + (n % 12));
+        let first_due = format!("2026-01-{:02}", 16 + (n % 12));
         app.approve(
             &admin,
             loan_id,
@@ -523,7 +535,7 @@ async fn overdue_check_pages_through_more_rows_than_a_batch() {
         )
         .await;
     }
-    let report = app.run_job(&admin, "overdue-check", "2026-01-15").await;
+    let report = app.run_job(&admin, "overdue-check", "2027-01-15").await;
     assert_eq!(
         counts(
             &report,
@@ -551,7 +563,7 @@ async fn overdue_check_pages_through_more_rows_than_a_batch() {
             .iter()
             .all(|loan| loan["penaltiesOutstanding"] == "60.00")
     );
-    let again = app.run_job(&admin, "overdue-check", "2026-01-15").await;
+    let again = app.run_job(&admin, "overdue-check", "2027-01-15").await;
     assert_eq!(
         counts(
             &again,

@@ -15,5 +15,6 @@ mod processes;
 mod reliability;
 mod replica;
 mod scale;
+mod servicing;
 mod support;
 mod users;

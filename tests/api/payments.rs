@@ -485,7 +485,10 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
         Some(json!({ "annualInterestRate": "0", "firstDueDate": "2025-12-20" })),
     )
     .await;
-    // Alice pays her first installment (100.00) and half the second.
+    // Approval brought both loans up to today: every installment due before
+    // 2026-01-15 carries its 5.00 fee (5 % of 100.00). Alice's 150.00 pays
+    // the first installment with its fee (105.00), then the second's fee
+    // and 40.00 of it.
     app.pay(&alice, alice_loan, json!("150.00"), None)
         .await
         .assert_status(201);
@@ -515,22 +518,22 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
             (
                 "2026-01-10".to_owned(),
                 3,
-                "100.00".to_owned(),
+                "105.00".to_owned(),
                 "0.00".to_owned(),
                 5
             ),
             (
                 "2025-12-20".to_owned(),
                 1,
-                "100.00".to_owned(),
+                "105.00".to_owned(),
                 "0.00".to_owned(),
                 26
             ),
             (
                 "2025-12-10".to_owned(),
                 2,
-                "100.00".to_owned(),
-                "50.00".to_owned(),
+                "105.00".to_owned(),
+                "45.00".to_owned(),
                 36
             ),
         ],
@@ -539,7 +542,7 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
     assert_eq!(all.body["items"][2]["loanId"], json!(alice_loan));
     assert_eq!(all.body["items"][2]["userId"], json!(alice.id));
     assert_eq!(all.body["items"][2]["currency"], "USD");
-    assert_eq!(all.body["items"][2]["penalty"], "0.00");
+    assert_eq!(all.body["items"][2]["penalty"], "5.00");
 
     let own = app.get("/payments/overdue", &bob.token).await;
     assert_eq!(
@@ -547,7 +550,7 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
         [(
             "2025-12-20".to_owned(),
             1,
-            "100.00".to_owned(),
+            "105.00".to_owned(),
             "0.00".to_owned(),
             26
         )]

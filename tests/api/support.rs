@@ -160,6 +160,9 @@ impl Drop for TestDatabase {
 pub struct TestAppBuilder {
     vars: HashMap<String, String>,
     replica: bool,
+    /// Migrations to apply and SQL to run before the app starts (and
+    /// applies the rest): a database written by an earlier version.
+    earlier_version: Option<(u32, Vec<String>)>,
 }
 
 impl TestAppBuilder {
@@ -172,6 +175,13 @@ impl TestAppBuilder {
     /// replica — one that never catches up, so every read it serves shows.
     pub fn with_lagging_replica(mut self) -> Self {
         self.replica = true;
+        self
+    }
+
+    /// Starts from a database an earlier version left: only the first
+    /// `migrations`, then `statements` (its rows); the app then upgrades it.
+    pub fn upgrading_from(mut self, migrations: u32, statements: Vec<String>) -> Self {
+        self.earlier_version = Some((migrations, statements));
         self
     }
 
@@ -271,6 +281,24 @@ impl TestAppBuilder {
             vec![format!("{prefix}:*")],
         )
         .with_queue(format!("{prefix}:{queue}"));
+        if let Some((migrations, statements)) = &self.earlier_version {
+            let earlier = sea_orm::Database::connect(&url)
+                .await
+                .expect("connect to the database");
+            <loan_tracker::db::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(
+                &earlier,
+                Some(*migrations),
+            )
+            .await
+            .expect("apply the earlier migrations");
+            for statement in statements {
+                earlier
+                    .execute_unprepared(statement)
+                    .await
+                    .unwrap_or_else(|error| panic!("{statement}: {error}"));
+            }
+            earlier.close().await.expect("close");
+        }
         let config = Config::from_map(&self.vars).expect("test configuration is valid");
         let clock = ManualClock::new(start_time());
         let state = loan_tracker::startup::build_state(config, std::sync::Arc::new(clock.clone()))
@@ -389,6 +417,7 @@ impl TestApp {
         TestAppBuilder {
             vars: HashMap::new(),
             replica: false,
+            earlier_version: None,
         }
     }
 

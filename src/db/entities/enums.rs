@@ -1,4 +1,6 @@
 //! The closed sets of values stored as text columns, declared once in
 //! [`crate::enums`].
 
-pub use crate::enums::{InstallmentStatus, LoanStatus, NotificationKind, Role};
+pub use crate::enums::{
+    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+};

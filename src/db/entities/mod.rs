@@ -2,6 +2,7 @@
 //! storage shape only: handlers never serialise them, services map them to
 //! view types.
 
+pub mod approved_installment;
 pub mod audit_log;
 pub mod audit_log_archive;
 pub mod idempotency_key;
@@ -16,4 +17,6 @@ pub mod refresh_session;
 pub mod user;
 
 mod enums;
-pub use enums::{InstallmentStatus, LoanStatus, NotificationKind, Role};
+pub use enums::{
+    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+};

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use super::LoanStatus;
+use super::{ExcessPolicy, LoanStatus, PaymentStatus};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -21,6 +21,17 @@ pub struct Model {
     pub idempotency_key: Option<String>,
     pub paid_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// The day the money counts from.
+    pub value_date: Date,
+    pub status: PaymentStatus,
+    pub excess: ExcessPolicy,
+    pub reversed_at: Option<DateTimeUtc>,
+    pub reversed_by: Option<Uuid>,
+    pub reversal_reason: Option<String>,
+    /// Its portions in the current replay (zero once reversed).
+    pub current_principal_minor: i64,
+    pub current_interest_minor: i64,
+    pub current_penalty_minor: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -280,7 +280,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn run_statements(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+pub(super) async fn run_statements(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     let dialect = Dialect::for_backend(manager.get_database_backend());
     let connection = manager.get_connection();
     for statement in split_statements(&dialect.render(sql)) {

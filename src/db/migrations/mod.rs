@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial_schema;
 mod m20261127_000001_user_change_notices;
+mod m20261128_000001_servicing_ledger;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261127_000001_user_change_notices::Migration),
+            Box::new(m20261128_000001_servicing_ledger::Migration),
         ]
     }
 }

@@ -1,0 +1,19 @@
+-- What a service with the ledger (issue 14) keeps beside the seeded rows,
+-- filled in as its migration fills it in for an existing database: each
+-- loan's schedule as approved, and each payment's value date (the day it
+-- was recorded) and current portions (those it was recorded with).
+INSERT INTO approved_installments (loan_id, number, due_date, principal_minor, interest_minor)
+SELECT loan_id, number, due_date, principal_minor, interest_minor FROM installments
+ON CONFLICT DO NOTHING;
+
+UPDATE payments
+SET value_date = (paid_at AT TIME ZONE 'UTC')::date,
+    current_principal_minor = principal_minor,
+    current_interest_minor = interest_minor,
+    current_penalty_minor = penalty_minor
+WHERE value_date = '1970-01-01';
+
+VACUUM ANALYZE approved_installments;
+-- The UPDATE above left a dead copy of every payment row and index entry:
+-- rewrite the table compactly, as a freshly seeded one is.
+VACUUM FULL ANALYZE payments;
