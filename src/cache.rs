@@ -78,6 +78,17 @@ impl CacheKind {
         }
     }
 
+    /// Marks the shape of a kind's stored text in its key, so that
+    /// instances of two versions (during a rolling upgrade) never read
+    /// each other's entries: a loan entry carries its day since the
+    /// servicing ledger.
+    fn value_format(self) -> &'static str {
+        match self {
+            CacheKind::User => "",
+            CacheKind::Loan => "v2:",
+        }
+    }
+
     fn parse(text: &str) -> Option<CacheKind> {
         match text {
             "user" => Some(CacheKind::User),
@@ -258,7 +269,7 @@ impl SharedCache {
         invocation
             .key(self.key("epoch"))
             .key(self.key(&format!("gen:{base}")))
-            .arg(self.key(&format!("value:{base}")));
+            .arg(self.key(&format!("value:{}{base}", kind.value_format())));
         let found: redis::RedisResult<(String, Option<String>)> =
             with_timeout(async { invocation.invoke_async(&mut connection).await }).await;
         match found {

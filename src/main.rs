@@ -204,7 +204,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let db = loan_tracker::db::Db::connect(&config).await?;
-            db.migrate().await?;
+            db.migrate(config.timezone).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

@@ -104,7 +104,9 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     let db = Db::connect(&config)
         .await
         .with_context(|| format!("cannot connect to {:?}", config.database_url))?;
-    db.migrate().await.context("cannot apply migrations")?;
+    db.migrate(config.timezone)
+        .await
+        .context("cannot apply migrations")?;
     let state = AppState::new(config, db, clock, &secret)?;
     bootstrap_admin(&state).await?;
     Ok(state)

@@ -103,7 +103,9 @@ impl Db {
     /// Applies pending migrations. On PostgreSQL an advisory lock makes
     /// instances that start together take turns; the later ones find
     /// nothing left to do.
-    pub async fn migrate(&self) -> Result<(), DbErr> {
+    /// `timezone` is the service's: the upgrade that gave payments a value
+    /// date values each existing one on the day it was recorded there.
+    pub async fn migrate(&self, timezone: chrono_tz::Tz) -> Result<(), DbErr> {
         if self.is_postgres() {
             let transaction = self.write.begin().await?;
             transaction
@@ -112,9 +114,13 @@ impl Db {
                 ))
                 .await?;
             migrations::Migrator::up(&transaction, None).await?;
+            fill_in_value_dates(&transaction, timezone).await?;
             transaction.commit().await
         } else {
-            migrations::Migrator::up(&self.write, None).await
+            migrations::Migrator::up(&self.write, None).await?;
+            let transaction = self.begin_write().await?;
+            fill_in_value_dates(&transaction, timezone).await?;
+            transaction.commit().await
         }
     }
 
@@ -197,4 +203,58 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// The value date the servicing-ledger migration gives payments recorded
+/// before it; no payment can really have it (value dates lie within a
+/// loan's life).
+pub const UNSET_VALUE_DATE: &str = "1970-01-01";
+
+/// Values every payment still marked [`UNSET_VALUE_DATE`] on the day it was
+/// recorded in `timezone`. Does nothing once done, so a start interrupted
+/// half-way finishes it next time.
+async fn fill_in_value_dates(
+    transaction: &DatabaseTransaction,
+    timezone: chrono_tz::Tz,
+) -> Result<(), DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Statement};
+    if transaction.get_database_backend() == DatabaseBackend::Postgres {
+        transaction
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "UPDATE payments SET value_date = (paid_at AT TIME ZONE $1)::date \
+                 WHERE value_date = $2::date",
+                [timezone.name().into(), UNSET_VALUE_DATE.into()],
+            ))
+            .await?;
+        return Ok(());
+    }
+    // SQLite has no time zones: the days are worked out here.
+    let unset = chrono::NaiveDate::parse_from_str(UNSET_VALUE_DATE, "%Y-%m-%d")
+        .map_err(|error| DbErr::Custom(error.to_string()))?;
+    loop {
+        let batch: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+            entities::payment::Entity::find()
+                .select_only()
+                .column(entities::payment::Column::Id)
+                .column(entities::payment::Column::PaidAt)
+                .filter(entities::payment::Column::ValueDate.eq(unset))
+                .limit(500)
+                .into_tuple()
+                .all(transaction)
+                .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (id, paid_at) in batch {
+            entities::payment::Entity::update_many()
+                .col_expr(
+                    entities::payment::Column::ValueDate,
+                    sea_orm::sea_query::Expr::value(crate::clock::local_date(paid_at, timezone)),
+                )
+                .filter(entities::payment::Column::Id.eq(id))
+                .exec(transaction)
+                .await?;
+        }
+    }
 }

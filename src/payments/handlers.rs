@@ -100,13 +100,14 @@ async fn record_payment(
             validator.check("Idempotency-Key", parsed).map(Some)
         }
     };
+    // Sending a value date at all is staff's business, well-formed or not.
+    if !matches!(body.value_date, Field::Missing | Field::Null) {
+        Permit::<ChooseValueDate>::check(actor)?;
+    }
     let value_date = validator.optional("valueDate", body.value_date, |text| parse_date(&text));
     let excess = validator.optional("excess", body.excess, |text| {
         ExcessPolicy::parse(&text).ok_or("must be NEXT_INSTALLMENTS")
     });
-    if matches!(value_date, Some(Some(_))) {
-        Permit::<ChooseValueDate>::check(actor)?;
-    }
     let request = validator.finish(|| {
         Some(PaymentRequest {
             loan_id,

@@ -72,15 +72,6 @@ pub async fn record_payment(
     meta: &RequestMeta,
     request: PaymentRequest,
 ) -> AppResult<PaymentReply> {
-    let now = state.now();
-    let today = state.today();
-    let value_date = request.value_date.unwrap_or(today);
-    if value_date > today {
-        return Err(AppError::validation(
-            "valueDate",
-            format!("must not be after today ({today})"),
-        ));
-    }
     let transaction = state.db.begin_write().await?;
 
     if let Some(key) = &request.idempotency_key {
@@ -95,7 +86,15 @@ pub async fn record_payment(
             parts.extend(["excess", request.excess.as_str()]);
         }
         let request_fingerprint = idempotency::fingerprint(&parts);
-        match idempotency::claim(&transaction, actor.id, key, &request_fingerprint, now).await? {
+        match idempotency::claim(
+            &transaction,
+            actor.id,
+            key,
+            &request_fingerprint,
+            state.now(),
+        )
+        .await?
+        {
             Claim::Fresh => {}
             Claim::Replay { status, body } => {
                 transaction.rollback().await?;
@@ -122,6 +121,17 @@ pub async fn record_payment(
             "The loan is {}; only APPROVED or OVERDUE loans take payments.",
             loan.status.as_str()
         )));
+    }
+    // The clock is read under the loan's lock: operations on one loan then
+    // see days and recording times in the order they take effect.
+    let now = state.now();
+    let today = state.today();
+    let value_date = request.value_date.unwrap_or(today);
+    if value_date > today {
+        return Err(AppError::validation(
+            "valueDate",
+            format!("must not be after today ({today})"),
+        ));
     }
     if let Some(earliest) = earliest_value_date(state, &loan).filter(|day| value_date < *day) {
         return Err(AppError::validation(
@@ -401,8 +411,6 @@ pub async fn reverse_payment(
     reason: Reason,
 ) -> AppResult<PaymentView> {
     let actor = permit.actor();
-    let now = state.now();
-    let today = state.today();
     let transaction = state.db.begin_write().await?;
     let loan_id = payment::Entity::find_by_id(payment_id)
         .one(&transaction)
@@ -412,6 +420,8 @@ pub async fn reverse_payment(
     let loan = lock_loan(&transaction, loan_id)
         .await?
         .ok_or(AppError::NotFound("Payment"))?;
+    let now = state.now();
+    let today = state.today();
     // Read again under the loan's lock: a concurrent reversal has finished.
     let reversed = payment::Entity::find_by_id(payment_id)
         .one(&transaction)

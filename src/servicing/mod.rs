@@ -483,19 +483,24 @@ pub async fn store_payment_portions(
         .map(|applied| (applied.id, &applied.split))
         .collect();
     let wanted = allocation_rows(rows, &splits);
+    // A loan may have thousands of payments: every statement below stays
+    // within what the database binds.
+    let backend = connection.get_database_backend();
     let ids: Vec<Uuid> = payments.iter().map(|payment| payment.id).collect();
     let mut stored = AllocationRows::new();
-    for row in payment_allocation::Entity::find()
-        .filter(payment_allocation::Column::PaymentId.is_in(ids.iter().copied()))
-        .all(connection)
-        .await?
-    {
-        stored.entry(row.payment_id).or_default().push((
-            row.installment_id,
-            row.principal_minor,
-            row.interest_minor,
-            row.penalty_minor,
-        ));
+    for chunk in ids.chunks(crate::db::rows_per_statement(backend, 1)) {
+        for row in payment_allocation::Entity::find()
+            .filter(payment_allocation::Column::PaymentId.is_in(chunk.iter().copied()))
+            .all(connection)
+            .await?
+        {
+            stored.entry(row.payment_id).or_default().push((
+                row.installment_id,
+                row.principal_minor,
+                row.interest_minor,
+                row.penalty_minor,
+            ));
+        }
     }
     for entries in stored.values_mut() {
         entries.sort_unstable();
@@ -535,10 +540,12 @@ pub async fn store_payment_portions(
     if rewritten.is_empty() {
         return Ok(());
     }
-    payment_allocation::Entity::delete_many()
-        .filter(payment_allocation::Column::PaymentId.is_in(rewritten.iter().copied()))
-        .exec(connection)
-        .await?;
+    for chunk in rewritten.chunks(crate::db::rows_per_statement(backend, 1)) {
+        payment_allocation::Entity::delete_many()
+            .filter(payment_allocation::Column::PaymentId.is_in(chunk.iter().copied()))
+            .exec(connection)
+            .await?;
+    }
     let inserts: Vec<payment_allocation::ActiveModel> = rewritten
         .iter()
         .flat_map(|payment_id| {
@@ -553,8 +560,8 @@ pub async fn store_payment_portions(
             )
         })
         .collect();
-    if !inserts.is_empty() {
-        payment_allocation::Entity::insert_many(inserts)
+    for chunk in inserts.chunks(crate::db::rows_per_statement(backend, 5)) {
+        payment_allocation::Entity::insert_many(chunk.iter().cloned())
             .exec_without_returning(connection)
             .await?;
     }

@@ -549,6 +549,15 @@ async fn only_staff_backdate_and_only_within_the_loans_life() {
     )
     .await
     .assert_problem(403);
+    // Whether or not it is a date: a USER may not send one at all.
+    pay_with(
+        &app,
+        &borrower,
+        loan_id,
+        json!({ "amount": "100.00", "valueDate": "not a date" }),
+    )
+    .await
+    .assert_problem(403);
     // Tomorrow is after today.
     pay_on(&app, &admin, loan_id, "100.00", "2026-02-11")
         .await
@@ -1177,10 +1186,11 @@ fn uuid_literal(id: Uuid) -> String {
 /// A database the previous version wrote (two migrations: the initial
 /// schema and the user-change notices): a 300.00 loan at 0 % over three
 /// months, first due 2026-01-10, whose first installment was paid with
-/// 100.00 on 2026-01-05, and the notices that went with it.
+/// 100.00 on the evening of 2026-01-05 in New York (already 2026-01-06 in
+/// UTC), and the notices that went with it.
 fn earlier_version_rows(borrower: Uuid, loan: Uuid, payment: Uuid) -> Vec<String> {
     let installments: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
-    let at = "'2026-01-05T09:00:00+00:00'";
+    let at = "'2026-01-06T02:00:00+00:00'";
     let mut rows = vec![
         format!(
             "INSERT INTO users (id, email, username, username_key, password_hash, role) \
@@ -1246,13 +1256,14 @@ fn earlier_version_rows(borrower: Uuid, loan: Uuid, payment: Uuid) -> Vec<String
 async fn an_existing_database_upgrades_in_place() {
     let (borrower_id, loan_id, payment_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let app = TestApp::builder()
+        .env("TIMEZONE", "America/New_York")
         .upgrading_from(2, earlier_version_rows(borrower_id, loan_id, payment_id))
         .build()
         .await;
     let admin = app.admin().await;
 
-    // The old payment is posted, valued on the day it was recorded, with
-    // its portions as recorded.
+    // The old payment is posted, valued on the day it was recorded in the
+    // service's time zone, with its portions as recorded.
     let payments = app
         .get(&format!("/payments/user/{borrower_id}"), &admin.token)
         .await;

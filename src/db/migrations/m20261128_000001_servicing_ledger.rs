@@ -4,8 +4,9 @@
 //! notifications gain the `PAYMENT_REVERSED` kind.
 //!
 //! Existing databases upgrade in place: every existing payment is posted,
-//! valued on the (UTC) day it was recorded, with its current portions those
-//! it was recorded with; the approved schedule of an existing loan is its
+//! valued on the day it was recorded (in the service time zone: filled in
+//! by `Db::migrate`, see `UNSET_VALUE_DATE`), with its current portions
+//! those it was recorded with; the approved schedule of an existing loan is its
 //! installments' principal and interest, which nothing changed since
 //! approval.
 
@@ -29,8 +30,10 @@ ALTER TABLE payments ADD COLUMN reversal_reason TEXT;
 ALTER TABLE payments ADD COLUMN current_principal_minor BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN current_interest_minor BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN current_penalty_minor BIGINT NOT NULL DEFAULT 0;
+-- value_date keeps the 1970-01-01 mark until Db::migrate fills it in with
+-- the day each payment was recorded in the service time zone, which only
+-- the running service knows
 UPDATE payments SET
-    value_date = {paid_on},
     current_principal_minor = principal_minor,
     current_interest_minor = interest_minor,
     current_penalty_minor = penalty_minor;
@@ -113,12 +116,7 @@ impl MigrationTrait for Migration {
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let postgres = manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
-        let paid_on = if postgres {
-            "(paid_at AT TIME ZONE 'UTC')::date"
-        } else {
-            "date(paid_at)"
-        };
-        run_statements(manager, &COMMON.replace("{paid_on}", paid_on)).await?;
+        run_statements(manager, COMMON).await?;
         let kinds = if postgres {
             POSTGRES_KINDS
         } else {
