@@ -25,12 +25,7 @@ fn main() -> anyhow::Result<()> {
     let approved: Vec<ApprovedInstallment> = schedule
         .installments
         .iter()
-        .map(|row| ApprovedInstallment {
-            number: row.number,
-            due_date: row.due_date,
-            principal: row.principal,
-            interest: row.interest,
-        })
+        .map(ApprovedInstallment::from)
         .collect();
     // One payment a month, a few days late every third month (so fees are
     // charged), each a little under the installment.

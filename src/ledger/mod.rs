@@ -11,6 +11,7 @@
 
 pub mod allocation;
 mod late_fee;
+pub mod payoff;
 pub mod replay;
 
 use chrono::NaiveDate;

@@ -32,6 +32,17 @@ pub struct ApprovedInstallment {
     pub interest: Money,
 }
 
+impl From<&crate::schedule::ScheduledInstallment> for ApprovedInstallment {
+    fn from(row: &crate::schedule::ScheduledInstallment) -> Self {
+        ApprovedInstallment {
+            number: row.number,
+            due_date: row.due_date,
+            principal: row.principal,
+            interest: row.interest,
+        }
+    }
+}
+
 /// A posted payment: what it is, the day it counts from, and its place in
 /// the order of recording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
