@@ -273,7 +273,7 @@ async fn replay_with_payment(
         sequence: history.payments.len() as u64,
         ..posting
     };
-    let state = servicing::replay_loan(&history, Some(posting), today, rule)
+    let state = servicing::replay_loan(&history, Some(posting), None, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
     let split = state
         .payments
@@ -434,16 +434,8 @@ pub async fn reverse_payment(
     }
     let rows = servicing::installments_of(&transaction, loan.id).await?;
     let history = servicing::History::load(&transaction, loan.id).await?;
-    let remaining = servicing::History {
-        approved: history.approved.clone(),
-        payments: history
-            .payments
-            .iter()
-            .filter(|payment| payment.id != payment_id)
-            .cloned()
-            .collect(),
-    };
-    let replayed = servicing::replay_loan(&remaining, None, today, state.config.late_fee_rule())
+    let rule = state.config.late_fee_rule();
+    let replayed = servicing::replay_loan(&history, None, Some(payment_id), today, rule)
         .map_err(|error| {
             tracing::warn!(%payment_id, error = %error, "reversal refused: the replay without it fails");
             AppError::Conflict(

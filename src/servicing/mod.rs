@@ -660,16 +660,18 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
     Ok(differences)
 }
 
-/// The loan replayed from its history (plus `extra`, a payment being
-/// recorded) as of `today`.
+/// The loan replayed from its history as of `today`, with `added` (a
+/// payment being recorded) and without `removed` (one being reversed).
 pub fn replay_loan(
     history: &History,
-    extra: Option<Posting>,
+    added: Option<Posting>,
+    removed: Option<Uuid>,
     today: NaiveDate,
     rule: LateFeeRule,
 ) -> Result<LedgerState, crate::ledger::replay::LedgerError> {
     let mut postings = history.postings();
-    postings.extend(extra);
+    postings.retain(|posting| Some(posting.id) != removed);
+    postings.extend(added);
     crate::ledger::replay::replay(&history.approved, &postings, today, rule)
 }
 
