@@ -141,10 +141,17 @@ text_enum! {
 }
 
 text_enum! {
-    /// What a payment larger than what is due pays: the next installments
-    /// in order (the only policy this version takes).
+    /// What a payment pays beyond what is due on its value date.
     pub enum ExcessPolicy {
         NextInstallments = "NEXT_INSTALLMENTS",
+        /// The excess prepays principal; the open installments keep the
+        /// regular amount and fewer are needed.
+        ReduceTerm = "REDUCE_TERM",
+        /// The excess prepays principal; the open installments keep their
+        /// count with a smaller amount.
+        ReduceInstallment = "REDUCE_INSTALLMENT",
+        /// The payoff of the whole loan (`POST /loans/{id}/settle`).
+        Settlement = "SETTLEMENT",
     }
 }
 

@@ -8,11 +8,13 @@
 //! already paid of its interest (never below zero); later ones owe their
 //! principal only. Every unpaid penalty is owed.
 //!
-//! Groundwork for settlement (issue 15): the services do not use it yet.
+//! The same figures, installment by installment, are what a settlement
+//! pays ([`settlement_owed`]).
 
 use chrono::{Months, NaiveDate};
 use rust_decimal::Decimal;
 
+use super::allocation::Owed;
 use super::replay::LedgerState;
 use crate::money::Money;
 
@@ -25,38 +27,58 @@ pub struct PayoffQuote {
     pub total: Money,
 }
 
+impl PayoffQuote {
+    /// The quote that pays `owed`. `None` only when a figure does not fit
+    /// in an amount of money.
+    pub fn of(owed: &[Owed]) -> Option<PayoffQuote> {
+        let mut quote = PayoffQuote::default();
+        for part in owed {
+            quote.principal = quote.principal.checked_add(part.principal)?;
+            quote.interest = quote.interest.checked_add(part.interest)?;
+            quote.penalties = quote.penalties.checked_add(part.penalty)?;
+        }
+        quote.total = quote
+            .principal
+            .checked_add(quote.interest)?
+            .checked_add(quote.penalties)?;
+        Some(quote)
+    }
+}
+
 /// The quote for `state` (brought up to `as_of` by the caller, so that it
 /// holds the fees the one rule charges by then) on `as_of`. `None` only
 /// when a figure does not fit in an amount of money.
 pub fn payoff_quote(state: &LedgerState, as_of: NaiveDate) -> Option<PayoffQuote> {
-    let mut quote = PayoffQuote::default();
+    PayoffQuote::of(&settlement_owed(state, as_of)?)
+}
+
+/// What settling on `as_of` pays of each installment of `state` (one
+/// entry per installment, in order). `state` must hold every installment
+/// of the loan: a period starts on the previous installment's due date.
+pub fn settlement_owed(state: &LedgerState, as_of: NaiveDate) -> Option<Vec<Owed>> {
     let mut period_start = state
         .installments
         .first()?
         .due_date
         .checked_sub_months(Months::new(1))?;
     let mut current_seen = false;
+    let mut owed_by_installment = Vec::with_capacity(state.installments.len());
     for row in &state.installments {
-        let owed = row.owed();
-        quote.principal = quote.principal.checked_add(owed.principal)?;
-        quote.penalties = quote.penalties.checked_add(owed.penalty)?;
-        if row.due_date <= as_of {
-            quote.interest = quote.interest.checked_add(owed.interest)?;
-        } else if !current_seen {
-            current_seen = true;
-            let accrued = accrued_interest(row.interest, period_start, row.due_date, as_of)?;
-            let still_owed = accrued.checked_sub(row.paid.interest)?.max(Money::ZERO);
-            quote.interest = quote.interest.checked_add(still_owed)?;
+        let mut owed = row.owed();
+        if row.due_date > as_of {
+            owed.interest = if current_seen {
+                Money::ZERO
+            } else {
+                current_seen = true;
+                let accrued = accrued_interest(row.interest, period_start, row.due_date, as_of)?;
+                accrued.checked_sub(row.paid.interest)?.max(Money::ZERO)
+            };
         }
+        owed_by_installment.push(owed);
         period_start = row.due_date;
     }
-    quote.total = quote
-        .principal
-        .checked_add(quote.interest)?
-        .checked_add(quote.penalties)?;
-    Some(quote)
+    Some(owed_by_installment)
 }
-
 /// `interest × elapsed ÷ length`, half-even to the cent, for a period from
 /// `start` to `end` looked at on `as_of`.
 fn accrued_interest(
@@ -80,8 +102,9 @@ fn accrued_interest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enums::ExcessPolicy;
     use crate::ledger::LateFeeRule;
-    use crate::ledger::replay::{ApprovedInstallment, Posting, replay};
+    use crate::ledger::replay::{ApprovedInstallment, LoanTerms, Posting, replay};
     use crate::money::Percent;
     use crate::schedule::build_schedule;
     use uuid::Uuid;
@@ -124,9 +147,11 @@ mod tests {
                 amount: Money::from_minor(*amount),
                 value_date: date(day),
                 sequence: index as u64,
+                excess: ExcessPolicy::NextInstallments,
             })
             .collect();
-        let state = replay(&golden(), &postings, date(as_of), rule()).expect("replay");
+        let terms = LoanTerms::approved(&golden(), Percent::parse("12").expect("rate"));
+        let state = replay(&golden(), terms, &postings, date(as_of), rule()).expect("replay");
         let quote = payoff_quote(&state, date(as_of)).expect("quote");
         (
             quote.principal.to_string(),

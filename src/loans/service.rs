@@ -184,7 +184,7 @@ fn as_of(
     if !loan.status.is_active() {
         return Ok((loan, rows));
     }
-    let mut ledger = servicing::state_of(&rows);
+    let mut ledger = servicing::state_of(&rows, None);
     ledger
         .decide_fees_before(today, rule)
         .map_err(AppError::internal)?;
@@ -379,7 +379,7 @@ pub async fn approve(
     // A loan migrated in with a first due date in the past is brought up
     // to today like any other: overdue, with its late fees, at approval.
     let installments = servicing::installments_of(&transaction, loan.id).await?;
-    let mut up_to_date = servicing::state_of(&installments);
+    let mut up_to_date = servicing::state_of(&installments, None);
     up_to_date
         .decide_fees_before(today, state.config.late_fee_rule())
         .map_err(AppError::internal)?;

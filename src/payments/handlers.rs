@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::idempotency;
 use super::service::{self, OverdueCursor, PaymentRequest};
-use super::views::{OverdueItem, PaymentView};
+use super::views::{OverdueItem, PaymentView, PayoffView};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
@@ -31,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_payment))
         .routes(routes!(reverse_payment))
+        .routes(routes!(payoff))
+        .routes(routes!(settle))
         .routes(routes!(payment_history))
         .routes(routes!(overdue))
 }
@@ -49,10 +51,24 @@ pub struct PaymentRequestBody {
     #[serde(default)]
     #[schema(value_type = Option<NaiveDate>)]
     value_date: Field<String>,
-    /// What a payment beyond what is due pays: `NEXT_INSTALLMENTS`.
+    /// What a payment beyond what is due on its value date does:
+    /// `NEXT_INSTALLMENTS` (default) pays the next installments in order;
+    /// `REDUCE_TERM` and `REDUCE_INSTALLMENT` prepay principal and
+    /// reschedule the open installments (fewer of them, or smaller).
+    /// `SETTLEMENT` is not taken here: see `POST /loans/{id}/settle`.
     #[serde(default)]
     #[schema(value_type = Option<ExcessPolicy>)]
     excess: Field<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementBody {
+    /// Exactly the total of today's payoff quote (`GET
+    /// /loans/{id}/payoff`).
+    #[serde(default)]
+    #[schema(value_type = crate::http::format::PaymentAmountInput, required = true)]
+    amount: Field<DecimalText>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,23 +106,16 @@ async fn record_payment(
     let amount = validator.required("amount", body.amount, |text| {
         Money::parse_within(&text.0, Money::from_minor(1), max)
     });
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => Some(None),
-        Some(value) => {
-            let parsed = value
-                .to_str()
-                .map_err(|_| "must be 1 to 255 printable ASCII characters")
-                .and_then(idempotency::parse_key);
-            validator.check("Idempotency-Key", parsed).map(Some)
-        }
-    };
+    let idempotency_key = idempotency_key(&headers, &mut validator);
     // Sending a value date at all is staff's business, well-formed or not.
     if !matches!(body.value_date, Field::Missing | Field::Null) {
         Permit::<ChooseValueDate>::check(actor)?;
     }
     let value_date = validator.optional("valueDate", body.value_date, |text| parse_date(&text));
     let excess = validator.optional("excess", body.excess, |text| {
-        ExcessPolicy::parse(&text).ok_or("must be NEXT_INSTALLMENTS")
+        ExcessPolicy::parse(&text)
+            .filter(|policy| *policy != ExcessPolicy::Settlement)
+            .ok_or("must be NEXT_INSTALLMENTS, REDUCE_TERM or REDUCE_INSTALLMENT")
     });
     let request = validator.finish(|| {
         Some(PaymentRequest {
@@ -117,7 +126,25 @@ async fn record_payment(
             idempotency_key: idempotency_key?,
         })
     })?;
-    let reply = service::record_payment(&state, actor, &meta, request).await?;
+    payment_response(service::record_payment(&state, actor, &meta, request).await?)
+}
+
+/// The `Idempotency-Key` header: `Some(None)` when absent, `None` (and an
+/// error noted) when malformed.
+fn idempotency_key(headers: &HeaderMap, validator: &mut Validator) -> Option<Option<String>> {
+    match headers.get("idempotency-key") {
+        None => Some(None),
+        Some(value) => {
+            let parsed = value
+                .to_str()
+                .map_err(|_| "must be 1 to 255 printable ASCII characters")
+                .and_then(idempotency::parse_key);
+            validator.check("Idempotency-Key", parsed).map(Some)
+        }
+    }
+}
+
+fn payment_response(reply: service::PaymentReply) -> AppResult<Response> {
     let mut response = (reply.status, reply.body).into_response();
     if reply.replayed {
         response
@@ -125,6 +152,87 @@ async fn record_payment(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Day of a payoff quote.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
+)]
+struct PayoffDay {
+    /// The day to quote for (default today; not before today). A later day
+    /// assumes nothing is paid until then.
+    #[param(rename = "asOf")]
+    as_of: Option<NaiveDate>,
+}
+
+/// What closes the loan on a day: due installments in full, the current
+/// period's interest accrued by days, later installments' principal only,
+/// every unpaid late fee (the borrower, ADMIN, MANAGER).
+#[utoipa::path(get, path = "/loans/{id}/payoff", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = Uuid, Path, description = "Loan id"), PayoffDay),
+    responses(
+        (status = 200, description = "The payoff quote", body = PayoffView),
+        (status = 404, description = "No such loan (or not yours)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The loan is not APPROVED or OVERDUE", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn payoff(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(loan_id): PathId,
+    query: QueryParams,
+) -> AppResult<Json<PayoffView>> {
+    let mut validator = Validator::new();
+    let as_of = match query.get("asOf") {
+        None => Some(None),
+        Some(raw) => validator.check("asOf", parse_date(raw)).map(Some),
+    };
+    let as_of = validator.finish(|| as_of)?;
+    Ok(Json(service::payoff(&state, actor, loan_id, as_of).await?))
+}
+
+/// Settles the loan today at its payoff quote (the borrower, ADMIN,
+/// MANAGER): the interest not yet accrued is waived and the loan is PAID.
+/// The settlement is a payment with `excess: SETTLEMENT`. Send an
+/// `Idempotency-Key` to make retries safe.
+#[utoipa::path(post, path = "/loans/{id}/settle", tag = "payments",
+    security(("bearerAuth" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Loan id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key and body return the original response")),
+    request_body = SettlementBody,
+    responses(
+        (status = 201, description = "The settlement payment, with loanStatus PAID", body = PaymentView),
+        (status = 404, description = "No such loan (or not yours)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The loan is not APPROVED or OVERDUE, or the key was used with another body", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The amount is not today's payoff quote (the message gives it)", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn settle(
+    State(state): State<AppState>,
+    actor: Actor,
+    meta: RequestMeta,
+    PathId(loan_id): PathId,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SettlementBody>,
+) -> AppResult<Response> {
+    let mut validator = Validator::new();
+    // No upper bound but the quote: it can exceed the largest loan by its
+    // interest and fees.
+    let amount = validator.required("amount", body.amount, |text| {
+        Money::parse_within(&text.0, Money::from_minor(1), Money::from_minor(i64::MAX))
+    });
+    let idempotency_key = idempotency_key(&headers, &mut validator);
+    let request = validator.finish(|| {
+        Some(PaymentRequest {
+            loan_id,
+            amount: amount?,
+            value_date: None,
+            excess: ExcessPolicy::Settlement,
+            idempotency_key: idempotency_key?,
+        })
+    })?;
+    payment_response(service::record_payment(&state, actor, &meta, request).await?)
 }
 
 /// Reverses a posted payment that bounced (ADMIN, MANAGER): it stays in

@@ -21,7 +21,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::idempotency::{self, Claim};
-use super::views::{OverdueItem, PaymentView};
+use super::views::{OverdueItem, PaymentView, PayoffView};
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::Actor;
@@ -144,6 +144,7 @@ pub async fn record_payment(
         amount: request.amount,
         value_date,
         sequence: u64::MAX,
+        excess: request.excess,
     };
     let rule = state.config.late_fee_rule();
     let recorded = if value_date == today {
@@ -155,13 +156,16 @@ pub async fn record_payment(
     if recorded.allocations_written_by_replay {
         servicing::store_payment_portions(
             &transaction,
-            &recorded.rows,
+            &recorded.reconciliation.rows,
             std::slice::from_ref(&payment),
             &recorded.state,
         )
         .await?;
     } else {
         insert_allocations(&transaction, &payment, &recorded).await?;
+    }
+    if request.excess == ExcessPolicy::Settlement {
+        announce_settlement(&transaction, &loan, &recorded, actor, meta, now).await?;
     }
     servicing::announce(
         &transaction,
@@ -193,6 +197,53 @@ pub async fn record_payment(
     })
 }
 
+/// The payoff quote of a loan on `as_of` (today when `None`; never
+/// earlier): what settling it that day takes, with the late fees the rules
+/// charge by then if nothing is paid before (owner, ADMIN, MANAGER).
+pub async fn payoff(
+    state: &AppState,
+    actor: Actor,
+    loan_id: Uuid,
+    as_of: Option<NaiveDate>,
+) -> AppResult<PayoffView> {
+    let today = state.today();
+    let as_of = as_of.unwrap_or(today);
+    if as_of < today {
+        return Err(AppError::validation(
+            "asOf",
+            format!("must not be before today ({today})"),
+        ));
+    }
+    let connection = &state.db.write;
+    let loan = loan::Entity::find_by_id(loan_id)
+        .one(connection)
+        .await?
+        .filter(|loan| policy::may_see(actor, loan.user_id))
+        .ok_or(AppError::NotFound("Loan"))?;
+    if !loan.status.is_active() {
+        return Err(AppError::Conflict(format!(
+            "The loan is {}; only APPROVED or OVERDUE loans have a payoff quote.",
+            loan.status.as_str()
+        )));
+    }
+    let rows = servicing::installments_of(connection, loan.id).await?;
+    let mut ledger = servicing::state_of(&rows, None);
+    ledger
+        .decide_fees_before(as_of, state.config.late_fee_rule())
+        .map_err(AppError::internal)?;
+    let quote = crate::ledger::payoff::payoff_quote(&ledger, as_of)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payoff quote overflows")))?;
+    Ok(PayoffView {
+        loan_id: loan.id,
+        as_of,
+        currency: loan.currency,
+        principal: quote.principal,
+        interest: quote.interest,
+        penalties: quote.penalties,
+        total: quote.total,
+    })
+}
+
 /// The earliest value date a payment on `loan` may have: the earlier of
 /// its approval date and the start of its first period (first due date
 /// minus one month, clamped to month end).
@@ -212,8 +263,6 @@ pub fn earliest_value_date(state: &AppState, loan: &loan::Model) -> Option<Naive
 /// A payment worked out against the loan's rows: the ledger state with it,
 /// what that changes, and the payment's own portions.
 struct RecordedPayment {
-    /// The installment rows the state covers, as they were stored.
-    rows: Vec<installment::Model>,
     state: LedgerState,
     reconciliation: Reconciliation,
     id: Uuid,
@@ -225,7 +274,9 @@ struct RecordedPayment {
 }
 
 /// The common path, a payment valued today: one step from the stored
-/// state of the installments not fully paid (brought up to today first).
+/// state (brought up to today first). An ordinary payment needs only the
+/// installments not fully paid; a prepayment or a settlement takes every
+/// installment and the loan's terms, to reschedule or to quote.
 async fn append_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,
@@ -234,8 +285,18 @@ async fn append_payment(
     rule: LateFeeRule,
     now: DateTime<Utc>,
 ) -> AppResult<RecordedPayment> {
-    let unpaid = unpaid_installments(transaction, loan.id).await?;
-    let state = servicing::state_of(&unpaid)
+    let (rows, terms) = if posting.excess == ExcessPolicy::NextInstallments {
+        (unpaid_installments(transaction, loan.id).await?, None)
+    } else {
+        let terms = servicing::current_terms(transaction, loan)
+            .await
+            .map_err(AppError::internal)?;
+        (
+            servicing::installments_of(transaction, loan.id).await?,
+            Some(terms),
+        )
+    };
+    let state = servicing::state_of(&rows, terms)
         .append(&posting, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
     let split = state
@@ -244,10 +305,9 @@ async fn append_payment(
         .map(|applied| applied.split.clone())
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
     let reconciliation =
-        servicing::reconcile(loan, &unpaid, &state, today, now).map_err(AppError::internal)?;
+        servicing::reconcile(loan, &rows, &state, today, now).map_err(AppError::internal)?;
     servicing::store(transaction, loan, &reconciliation, now).await?;
     Ok(RecordedPayment {
-        rows: unpaid,
         state,
         reconciliation,
         id: posting.id,
@@ -268,7 +328,9 @@ async fn replay_with_payment(
     now: DateTime<Utc>,
 ) -> AppResult<RecordedPayment> {
     let rows = servicing::installments_of(transaction, loan.id).await?;
-    let history = servicing::History::load(transaction, loan.id).await?;
+    let history = servicing::History::load(transaction, loan)
+        .await
+        .map_err(AppError::internal)?;
     let posting = Posting {
         sequence: history.payments.len() as u64,
         ..posting
@@ -284,9 +346,9 @@ async fn replay_with_payment(
     let reconciliation =
         servicing::reconcile(loan, &rows, &state, today, now).map_err(AppError::internal)?;
     servicing::store(transaction, loan, &reconciliation, now).await?;
-    servicing::store_payment_portions(transaction, &rows, &history.payments, &state).await?;
+    servicing::store_payment_portions(transaction, &reconciliation.rows, &history.payments, &state)
+        .await?;
     Ok(RecordedPayment {
-        rows,
         state,
         reconciliation,
         id: posting.id,
@@ -297,27 +359,63 @@ async fn replay_with_payment(
 }
 
 /// A payment the ledger cannot take: more than the loan owes, either at
-/// its value date or, for a backdated one, for the payments after it.
+/// its value date or, for a backdated one, for the payments after it; a
+/// prepayment leaving nothing to reschedule; a settlement that is not the
+/// quote.
 fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> AppError {
+    let currency = &loan.currency;
     match error {
         LedgerError::Allocation {
             id,
             source: AllocationError::ExceedsOutstanding { outstanding },
         } if id == payment_id => AppError::validation(
             "amount",
-            format!(
-                "exceeds the outstanding balance of {outstanding} {}",
-                loan.currency
-            ),
+            format!("exceeds the outstanding balance of {outstanding} {currency}"),
         ),
         LedgerError::Allocation {
             source: AllocationError::NotPositive,
             ..
         } => AppError::validation("amount", "must be a positive amount"),
-        LedgerError::Allocation { .. } => AppError::validation(
+        LedgerError::ExcessTooLarge { id, excess, limit } if id == payment_id => {
+            AppError::validation(
+                "amount",
+                if limit.is_zero() {
+                    format!(
+                        "pays {excess} {currency} beyond what is due, but no installment is open to prepay; \
+                         to close the loan, settle it at its payoff quote"
+                    )
+                } else {
+                    format!(
+                        "pays {excess} {currency} beyond what is due; a prepayment must be less than the \
+                         {limit} {currency} of principal the open installments owe (to pay everything, \
+                         settle the loan at its payoff quote)"
+                    )
+                },
+            )
+        }
+        LedgerError::Reschedule { id, source } if id == payment_id => AppError::validation(
             "amount",
-            "with this payment on its value date, the payments recorded after it would exceed \
-             what the loan owes",
+            format!("the open installments cannot be rescheduled with this prepayment: {source}"),
+        ),
+        LedgerError::SettlementAmount { id, quote } if id == payment_id => AppError::validation(
+            "amount",
+            format!(
+                "must be exactly today's payoff quote, {total} {currency} (principal {principal}, \
+                 interest {interest}, penalties {penalties})",
+                total = quote.total,
+                principal = quote.principal,
+                interest = quote.interest,
+                penalties = quote.penalties,
+            ),
+        ),
+        LedgerError::Allocation { .. }
+        | LedgerError::ExcessTooLarge { .. }
+        | LedgerError::Reschedule { .. }
+        | LedgerError::SettlementAmount { .. } => AppError::validation(
+            "amount",
+            "with this payment on its value date, the payments recorded after it could no longer \
+             be applied as they were (they would exceed what the loan owes, or leave nothing to \
+             prepay)",
         ),
         other => AppError::internal(other),
     }
@@ -385,7 +483,7 @@ async fn insert_allocations(
     recorded: &RecordedPayment,
 ) -> AppResult<()> {
     let allocations = recorded.split.allocations.iter().filter_map(|allocation| {
-        let installment = recorded.rows.get(allocation.index)?;
+        let installment = recorded.reconciliation.rows.get(allocation.index)?;
         Some(payment_allocation::ActiveModel {
             payment_id: Set(payment.id),
             installment_id: Set(installment.id),
@@ -394,9 +492,13 @@ async fn insert_allocations(
             penalty_minor: Set(allocation.penalty.minor()),
         })
     });
-    payment_allocation::Entity::insert_many(allocations)
-        .exec_without_returning(transaction)
-        .await?;
+    // A prepayment valued on a day nothing is due pays no installment.
+    let allocations: Vec<payment_allocation::ActiveModel> = allocations.collect();
+    if !allocations.is_empty() {
+        payment_allocation::Entity::insert_many(allocations)
+            .exec_without_returning(transaction)
+            .await?;
+    }
     Ok(())
 }
 
@@ -433,7 +535,17 @@ pub async fn reverse_payment(
         ));
     }
     let rows = servicing::installments_of(&transaction, loan.id).await?;
-    let history = servicing::History::load(&transaction, loan.id).await?;
+    let history = servicing::History::load(&transaction, &loan)
+        .await
+        .map_err(AppError::internal)?;
+    if history
+        .settlement()
+        .is_some_and(|settlement| settlement.id != payment_id)
+    {
+        return Err(AppError::Conflict(
+            "The loan was settled after this payment: reverse the settlement first.".to_owned(),
+        ));
+    }
     let rule = state.config.late_fee_rule();
     let replayed = servicing::replay_loan(&history, None, Some(payment_id), today, rule)
         .map_err(|error| {
@@ -446,7 +558,13 @@ pub async fn reverse_payment(
     let reconciliation =
         servicing::reconcile(&loan, &rows, &replayed, today, now).map_err(AppError::internal)?;
     servicing::store(&transaction, &loan, &reconciliation, now).await?;
-    servicing::store_payment_portions(&transaction, &rows, &history.payments, &replayed).await?;
+    servicing::store_payment_portions(
+        &transaction,
+        &reconciliation.rows,
+        &history.payments,
+        &replayed,
+    )
+    .await?;
     let payment = payment::Entity::update(payment::ActiveModel {
         id: Set(payment_id),
         status: Set(PaymentStatus::Reversed),
@@ -509,6 +627,41 @@ async fn announce_reversal(
                 "loanId": loan.id,
                 "amount": amount.to_string(),
                 "valueDate": payment.value_date,
+            })),
+        Some(meta),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The `LOAN_SETTLED` audit entry: the quote the settlement paid (its
+/// portions) and the interest it waived. (`LOAN_PAID` follows as for any
+/// payment that closes a loan.)
+async fn announce_settlement(
+    transaction: &DatabaseTransaction,
+    loan: &loan::Model,
+    recorded: &RecordedPayment,
+    actor: Actor,
+    meta: &RequestMeta,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let split = &recorded.split;
+    let waived = Money::from_minor(loan.total_payable_minor)
+        - Money::from_minor(recorded.reconciliation.loan.total_payable_minor);
+    audit::record(
+        transaction,
+        AuditEntry::new(AuditAction::LoanSettled, Some(actor.id))
+            .entity(EntityType::Loan, loan.id)
+            .details(json!({
+                "paymentId": recorded.id,
+                "quote": {
+                    "principal": split.principal.to_string(),
+                    "interest": split.interest.to_string(),
+                    "penalties": split.penalty.to_string(),
+                    "total": (split.principal + split.interest + split.penalty).to_string(),
+                },
+                "interestWaived": waived.to_string(),
             })),
         Some(meta),
         now,

@@ -84,3 +84,21 @@ pub struct OverdueItem {
     /// The as-of date minus the due date.
     pub days_overdue: i64,
 }
+
+/// What closes a loan on a day (`GET /loans/{id}/payoff`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoffView {
+    pub loan_id: Uuid,
+    pub as_of: NaiveDate,
+    pub currency: String,
+    /// Every unpaid principal.
+    pub principal: Money,
+    /// Unpaid interest of installments due by `asOf`, plus the current
+    /// period's interest accrued by days; later interest is not owed.
+    pub interest: Money,
+    /// Every unpaid late fee, including those the rules charge by `asOf`.
+    pub penalties: Money,
+    /// What `POST /loans/{id}/settle` takes on that day.
+    pub total: Money,
+}

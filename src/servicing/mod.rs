@@ -5,8 +5,10 @@
 //! must have ([`state_of`] + [`LedgerState::append`] for a payment valued
 //! today, [`replay_loan`] for a backdated payment or a reversal), then
 //! [`reconcile`] says which rows change and what follows from it (fees
-//! charged or waived, installments newly overdue, the loan's status), and
-//! [`store`] and [`announce`] write it in the caller's transaction.
+//! charged or waived, installments newly overdue, installments a
+//! prepayment rescheduled, added or removed, the loan's status and
+//! figures), and [`store`] and [`announce`] write it in the caller's
+//! transaction.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,14 +26,17 @@ use crate::db::entities::{
     installment, loan, payment, payment_allocation,
 };
 use crate::http::client::RequestMeta;
-use crate::ledger::replay::{ApprovedInstallment, InstallmentState, LedgerState, Posting};
+use crate::ledger::replay::{
+    ApprovedInstallment, InstallmentState, LedgerState, LoanTerms, Posting,
+};
 use crate::ledger::{LateFeeRule, PaymentSplit};
-use crate::money::Money;
+use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
 
 /// The ledger's view of stored installment rows (in number order): their
-/// figures, and whether each one's fee has been decided.
-pub fn state_of(rows: &[installment::Model]) -> LedgerState {
+/// figures, and whether each one's fee has been decided. `terms` are needed
+/// only for a prepayment, which must then be given every row.
+pub fn state_of(rows: &[installment::Model], terms: Option<LoanTerms>) -> LedgerState {
     LedgerState {
         installments: rows
             .iter()
@@ -50,7 +55,21 @@ pub fn state_of(rows: &[installment::Model]) -> LedgerState {
             .collect(),
         payments: Vec::new(),
         decided_before: None,
+        terms,
     }
+}
+
+/// The terms a prepayment on `loan` reschedules with: its rate, its
+/// current regular amount, and the day of month of its approved schedule.
+pub async fn current_terms(
+    connection: &impl ConnectionTrait,
+    loan: &loan::Model,
+) -> anyhow::Result<LoanTerms> {
+    let approved = approved_schedule(connection, loan.id).await?;
+    Ok(LoanTerms {
+        installment_amount: Money::from_minor(loan.installment_minor),
+        ..LoanTerms::approved(&approved, Percent::parse(&loan.annual_interest_rate)?)
+    })
 }
 
 /// A late fee the state changes.
@@ -68,10 +87,17 @@ pub struct FeeChange {
 /// What storing a ledger state over stored rows changes.
 #[derive(Debug, Clone)]
 pub struct Reconciliation {
-    /// Every row, as it must now be stored (in the order given).
+    /// One row per installment of the state, in its order, as it must now
+    /// be stored: a stored row of the same number, or a new one.
     pub rows: Vec<installment::Model>,
-    /// Indexes into `rows` of the rows that change.
+    /// Indexes into `rows` of stored rows that change.
     pub changed: Vec<usize>,
+    /// Indexes into `rows` of rows to insert (a reversed prepayment brings
+    /// back installments a shorter schedule had removed).
+    pub inserted: Vec<usize>,
+    /// Stored rows the state no longer has (a prepayment shortened the
+    /// schedule).
+    pub removed: Vec<Uuid>,
     pub fees: Vec<FeeChange>,
     /// Indexes into `rows` of the installments that become OVERDUE.
     pub newly_overdue: Vec<usize>,
@@ -92,6 +118,8 @@ impl Reconciliation {
             after.penalties_paid_minor,
             after.next_due_date,
             after.paid_off_at,
+            after.installment_minor,
+            after.total_payable_minor,
         ) != (
             before.status,
             before.total_paid_minor,
@@ -99,6 +127,8 @@ impl Reconciliation {
             before.penalties_paid_minor,
             before.next_due_date,
             before.paid_off_at,
+            before.installment_minor,
+            before.total_payable_minor,
         )
     }
 
@@ -108,11 +138,15 @@ impl Reconciliation {
 }
 
 /// The rows and loan figures `state` gives stored `rows` of `loan`, as of
-/// `today`. `rows` are either every installment of the loan or (for a
-/// payment valued today) every one not fully paid: the figures of the loan
-/// move by the differences, so both give the same loan. `state` must hold
-/// the same installments in the same order (an error otherwise, as for a
-/// status change the machine refuses).
+/// `today`. `rows` are either every installment of the loan or (for an
+/// ordinary payment valued today) every one not fully paid: the figures of
+/// the loan move by the differences, so both give the same loan. Rows and
+/// state installments are matched by number; a number only the state has
+/// is a new row, one only the rows have is removed.
+///
+/// Principal a prepayment paid is owed by no installment: it is what the
+/// rows' principal shrank by, and counts as paid. `totalPayable` is the
+/// loan's principal plus the interest of the current schedule.
 pub fn reconcile(
     loan: &loan::Model,
     rows: &[installment::Model],
@@ -120,26 +154,48 @@ pub fn reconcile(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Reconciliation> {
-    anyhow::ensure!(
-        rows.len() == state.installments.len(),
-        "loan {}: {} installment rows but {} in the ledger state",
-        loan.id,
-        rows.len(),
-        state.installments.len()
-    );
-    let mut after_rows = Vec::with_capacity(rows.len());
+    let stored: HashMap<u32, &installment::Model> = rows
+        .iter()
+        .map(|row| (u32::try_from(row.number).unwrap_or_default(), row))
+        .collect();
+    let kept: std::collections::HashSet<u32> =
+        state.installments.iter().map(|row| row.number).collect();
+    let removed_rows: Vec<&installment::Model> = rows
+        .iter()
+        .filter(|row| !kept.contains(&u32::try_from(row.number).unwrap_or_default()))
+        .collect();
+    let mut after_rows = Vec::with_capacity(state.installments.len());
     let mut changed = Vec::new();
+    let mut inserted = Vec::new();
     let mut fees = Vec::new();
     let mut newly_overdue = Vec::new();
-    let (mut paid_delta, mut penalties_delta, mut penalties_paid_delta) =
-        (Money::ZERO, Money::ZERO, Money::ZERO);
+    let mut paid_delta = Money::ZERO;
+    let mut penalties_delta = Money::ZERO;
+    let mut penalties_paid_delta = Money::ZERO;
+    let mut principal_delta = Money::ZERO;
+    let mut interest_delta = Money::ZERO;
+    for gone in &removed_rows {
+        let before = gone.figures();
+        paid_delta -= before.paid.total();
+        penalties_delta -= before.due.penalty;
+        penalties_paid_delta -= before.paid.penalty;
+        principal_delta -= before.due.principal;
+        interest_delta -= before.due.interest;
+    }
     let mut any_overdue = false;
     let mut next_due_date: Option<NaiveDate> = None;
-    for (index, (row, after)) in rows.iter().zip(&state.installments).enumerate() {
+    for (index, after) in state.installments.iter().enumerate() {
+        let existing = stored.get(&after.number).copied();
+        let row = existing
+            .cloned()
+            .unwrap_or_else(|| new_row(loan, after, now));
         let before = row.figures();
         let status = after.status(today);
         let settled = after.is_settled();
         let mut next = row.clone();
+        next.due_date = after.due_date;
+        next.principal_minor = after.principal.minor();
+        next.interest_minor = after.interest.minor();
         next.penalty_minor = after.penalty.minor();
         next.principal_paid_minor = after.paid.principal.minor();
         next.interest_paid_minor = after.paid.interest.minor();
@@ -159,14 +215,24 @@ pub fn reconcile(
         } else {
             None
         };
-        paid_delta += after.paid.total() - before.paid.total();
-        penalties_delta += after.penalty - before.due.penalty;
-        penalties_paid_delta += after.paid.penalty - before.paid.penalty;
+        if existing.is_some() {
+            paid_delta += after.paid.total() - before.paid.total();
+            penalties_delta += after.penalty - before.due.penalty;
+            penalties_paid_delta += after.paid.penalty - before.paid.penalty;
+            principal_delta += after.principal - before.due.principal;
+            interest_delta += after.interest - before.due.interest;
+        } else {
+            paid_delta += after.paid.total();
+            penalties_delta += after.penalty;
+            penalties_paid_delta += after.paid.penalty;
+            principal_delta += after.principal;
+            interest_delta += after.interest;
+        }
         if after.penalty != before.due.penalty {
             fees.push(FeeChange {
                 installment_id: row.id,
                 number: row.number,
-                due_date: row.due_date,
+                due_date: after.due_date,
                 previous: before.due.penalty,
                 penalty: after.penalty,
                 owed: after.owed().total(),
@@ -179,17 +245,27 @@ pub fn reconcile(
             }
         }
         if !settled {
-            next_due_date = Some(next_due_date.map_or(row.due_date, |day| day.min(row.due_date)));
+            next_due_date =
+                Some(next_due_date.map_or(after.due_date, |day| day.min(after.due_date)));
         }
-        if next != *row {
+        if existing.is_none() {
+            inserted.push(index);
+        } else if next != row {
             changed.push(index);
         }
         after_rows.push(next);
     }
+    // What the schedule's principal shrank by was prepaid.
+    let prepaid_delta = Money::ZERO - principal_delta;
     let mut next_loan = loan.clone();
-    next_loan.total_paid_minor = (loan.totals().total_paid + paid_delta).minor();
+    next_loan.total_paid_minor = (loan.totals().total_paid + paid_delta + prepaid_delta).minor();
     next_loan.penalties_minor = (loan.totals().penalties + penalties_delta).minor();
     next_loan.penalties_paid_minor = (loan.totals().penalties_paid + penalties_paid_delta).minor();
+    next_loan.total_payable_minor =
+        (Money::from_minor(loan.total_payable_minor) + interest_delta).minor();
+    if let Some(terms) = state.terms {
+        next_loan.installment_minor = terms.installment_amount.minor();
+    }
     next_loan.next_due_date = next_due_date;
     let status = if !next_loan.totals().outstanding().is_positive() {
         LoanStatus::Paid
@@ -210,6 +286,8 @@ pub fn reconcile(
     Ok(Reconciliation {
         rows: after_rows,
         changed,
+        inserted,
+        removed: removed_rows.iter().map(|row| row.id).collect(),
         fees,
         newly_overdue,
         loan: next_loan,
@@ -218,13 +296,48 @@ pub fn reconcile(
     })
 }
 
-/// Writes the rows and the loan a reconciliation changes.
+/// A row for an installment no stored row holds.
+fn new_row(loan: &loan::Model, state: &InstallmentState, now: DateTime<Utc>) -> installment::Model {
+    installment::Model {
+        id: Uuid::now_v7(),
+        loan_id: loan.id,
+        user_id: loan.user_id,
+        number: i32::try_from(state.number).unwrap_or(i32::MAX),
+        due_date: state.due_date,
+        principal_minor: state.principal.minor(),
+        interest_minor: state.interest.minor(),
+        penalty_minor: 0,
+        principal_paid_minor: 0,
+        interest_paid_minor: 0,
+        penalty_paid_minor: 0,
+        status: InstallmentStatus::Pending,
+        overdue_since: None,
+        penalty_applied_on: None,
+        paid_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Writes the rows and the loan a reconciliation changes. Removing a row
+/// removes its allocations too (the replay's caller rewrites those of the
+/// payments concerned).
 pub async fn store(
     connection: &impl ConnectionTrait,
     before: &loan::Model,
     reconciliation: &Reconciliation,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
+    if !reconciliation.removed.is_empty() {
+        payment_allocation::Entity::delete_many()
+            .filter(payment_allocation::Column::InstallmentId.is_in(reconciliation.removed.clone()))
+            .exec(connection)
+            .await?;
+        installment::Entity::delete_many()
+            .filter(installment::Column::Id.is_in(reconciliation.removed.clone()))
+            .exec(connection)
+            .await?;
+    }
     for row in reconciliation
         .changed
         .iter()
@@ -232,6 +345,9 @@ pub async fn store(
     {
         installment::Entity::update(installment::ActiveModel {
             id: Set(row.id),
+            due_date: Set(row.due_date),
+            principal_minor: Set(row.principal_minor),
+            interest_minor: Set(row.interest_minor),
             penalty_minor: Set(row.penalty_minor),
             principal_paid_minor: Set(row.principal_paid_minor),
             interest_paid_minor: Set(row.interest_paid_minor),
@@ -246,6 +362,17 @@ pub async fn store(
         .exec_without_returning(connection)
         .await?;
     }
+    let inserts: Vec<installment::ActiveModel> = reconciliation
+        .inserted
+        .iter()
+        .filter_map(|index| reconciliation.rows.get(*index))
+        .map(|row| installment::ActiveModel::from(row.clone()))
+        .collect();
+    if !inserts.is_empty() {
+        installment::Entity::insert_many(inserts)
+            .exec_without_returning(connection)
+            .await?;
+    }
     if reconciliation.loan_changed(before) {
         let loan = &reconciliation.loan;
         loan::Entity::update(loan::ActiveModel {
@@ -254,6 +381,8 @@ pub async fn store(
             total_paid_minor: Set(loan.total_paid_minor),
             penalties_minor: Set(loan.penalties_minor),
             penalties_paid_minor: Set(loan.penalties_paid_minor),
+            installment_minor: Set(loan.installment_minor),
+            total_payable_minor: Set(loan.total_payable_minor),
             next_due_date: Set(loan.next_due_date),
             paid_off_at: Set(loan.paid_off_at),
             updated_at: Set(now),
@@ -373,39 +502,53 @@ pub async fn announce(
     Ok(())
 }
 
-/// What a replay starts from: the schedule as approved and the posted
-/// payments, in recording order.
+/// What a replay starts from: the schedule and terms as approved and the
+/// posted payments, in recording order.
 pub struct History {
     pub approved: Vec<ApprovedInstallment>,
+    pub terms: LoanTerms,
     pub payments: Vec<payment::Model>,
+}
+
+/// The schedule `loan_id` was approved with.
+async fn approved_schedule(
+    connection: &impl ConnectionTrait,
+    loan_id: Uuid,
+) -> Result<Vec<ApprovedInstallment>, sea_orm::DbErr> {
+    Ok(approved_installment::Entity::find()
+        .filter(approved_installment::Column::LoanId.eq(loan_id))
+        .order_by_asc(approved_installment::Column::Number)
+        .all(connection)
+        .await?
+        .into_iter()
+        .map(|row| ApprovedInstallment {
+            number: u32::try_from(row.number).unwrap_or_default(),
+            due_date: row.due_date,
+            principal: Money::from_minor(row.principal_minor),
+            interest: Money::from_minor(row.interest_minor),
+        })
+        .collect())
 }
 
 impl History {
     pub async fn load(
         connection: &impl ConnectionTrait,
-        loan_id: Uuid,
-    ) -> Result<History, sea_orm::DbErr> {
-        let approved = approved_installment::Entity::find()
-            .filter(approved_installment::Column::LoanId.eq(loan_id))
-            .order_by_asc(approved_installment::Column::Number)
-            .all(connection)
-            .await?
-            .into_iter()
-            .map(|row| ApprovedInstallment {
-                number: u32::try_from(row.number).unwrap_or_default(),
-                due_date: row.due_date,
-                principal: Money::from_minor(row.principal_minor),
-                interest: Money::from_minor(row.interest_minor),
-            })
-            .collect();
+        loan: &loan::Model,
+    ) -> anyhow::Result<History> {
+        let approved = approved_schedule(connection, loan.id).await?;
+        let terms = LoanTerms::approved(&approved, Percent::parse(&loan.annual_interest_rate)?);
         let payments = payment::Entity::find()
-            .filter(payment::Column::LoanId.eq(loan_id))
+            .filter(payment::Column::LoanId.eq(loan.id))
             .filter(payment::Column::Status.eq(PaymentStatus::Posted))
             .order_by_asc(payment::Column::CreatedAt)
             .order_by_asc(payment::Column::Id)
             .all(connection)
             .await?;
-        Ok(History { approved, payments })
+        Ok(History {
+            approved,
+            terms,
+            payments,
+        })
     }
 
     /// The posted payments as the ledger takes them; `sequence` is the
@@ -419,8 +562,16 @@ impl History {
                 amount: Money::from_minor(payment.amount_minor),
                 value_date: payment.value_date,
                 sequence: index as u64,
+                excess: payment.excess,
             })
             .collect()
+    }
+
+    /// The posted settlement, if any: the loan is closed by it.
+    pub fn settlement(&self) -> Option<&payment::Model> {
+        self.payments
+            .iter()
+            .find(|payment| payment.excess == crate::enums::ExcessPolicy::Settlement)
     }
 }
 
@@ -465,7 +616,8 @@ fn allocation_rows(
 }
 
 /// Writes each payment's portions and allocations in `state` where they
-/// differ from what is stored. `payments` are the loan's payments whose
+/// differ from what is stored. `rows` are the reconciliation's rows (one
+/// per installment of `state`). `payments` are the loan's payments whose
 /// allocation may have changed (posted ones, and one just reversed, which
 /// `state` no longer holds: its allocations are removed).
 pub async fn store_payment_portions(
@@ -578,10 +730,11 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
         .await?
         .ok_or_else(|| anyhow::anyhow!("no loan {loan_id}"))?;
     let rows = installments_of(connection, loan_id).await?;
-    let history = History::load(connection, loan_id).await?;
+    let history = History::load(connection, &loan).await?;
     let today = state.today();
     let replayed = crate::ledger::replay::replay(
         &history.approved,
+        history.terms,
         &history.postings(),
         today,
         state.config.late_fee_rule(),
@@ -599,6 +752,10 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
     for (row, after) in rows.iter().zip(&reconciliation.rows) {
         let ledger_fields = |r: &installment::Model| {
             (
+                r.number,
+                r.due_date,
+                r.principal_minor,
+                r.interest_minor,
                 r.penalty_minor,
                 r.principal_paid_minor,
                 r.interest_paid_minor,
@@ -622,13 +779,17 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
                 loan.status,
                 loan.total_paid_minor,
                 loan.penalties_minor,
-                loan.penalties_paid_minor
+                loan.penalties_paid_minor,
+                loan.installment_minor,
+                loan.total_payable_minor
             ),
             (
                 reconciliation.loan.status,
                 reconciliation.loan.total_paid_minor,
                 reconciliation.loan.penalties_minor,
-                reconciliation.loan.penalties_paid_minor
+                reconciliation.loan.penalties_paid_minor,
+                reconciliation.loan.installment_minor,
+                reconciliation.loan.total_payable_minor
             )
         ));
     }
@@ -672,7 +833,7 @@ pub fn replay_loan(
     let mut postings = history.postings();
     postings.retain(|posting| Some(posting.id) != removed);
     postings.extend(added);
-    crate::ledger::replay::replay(&history.approved, &postings, today, rule)
+    crate::ledger::replay::replay(&history.approved, history.terms, &postings, today, rule)
 }
 
 #[cfg(test)]
@@ -684,8 +845,8 @@ mod tests {
     //! fresh replay of the posted payments shows.
 
     use super::*;
+    use crate::enums::ExcessPolicy;
     use crate::ledger::replay::replay;
-    use crate::money::Percent;
     use proptest::prelude::*;
 
     fn date(text: &str) -> NaiveDate {
@@ -731,29 +892,13 @@ mod tests {
 
     fn installment_rows(
         schedule: &[ApprovedInstallment],
+        loan: &loan::Model,
         approved: NaiveDate,
     ) -> Vec<installment::Model> {
-        schedule
+        LedgerState::approved(schedule, LoanTerms::approved(schedule, Percent::zero()))
+            .installments
             .iter()
-            .map(|row| installment::Model {
-                id: Uuid::from_u128(1000 + u128::from(row.number)),
-                loan_id: Uuid::from_u128(1),
-                user_id: Uuid::from_u128(2),
-                number: i32::try_from(row.number).expect("number"),
-                due_date: row.due_date,
-                principal_minor: row.principal.minor(),
-                interest_minor: row.interest.minor(),
-                penalty_minor: 0,
-                principal_paid_minor: 0,
-                interest_paid_minor: 0,
-                penalty_paid_minor: 0,
-                status: InstallmentStatus::Pending,
-                overdue_since: None,
-                penalty_applied_on: None,
-                paid_at: None,
-                created_at: at(approved),
-                updated_at: at(approved),
-            })
+            .map(|row| new_row(loan, row, at(approved)))
             .collect()
     }
 
@@ -764,30 +909,58 @@ mod tests {
     }
 
     impl Stored {
-        /// Writes a reconciliation of `subset` (indexes into `rows`).
-        fn store(&mut self, subset: &[usize], reconciliation: Reconciliation) {
-            for (position, row) in reconciliation.rows.into_iter().enumerate() {
-                if let Some(index) = subset.get(position) {
-                    self.rows[*index] = row;
+        /// Writes a reconciliation, as `store` does.
+        fn store(&mut self, reconciliation: Reconciliation) {
+            self.rows
+                .retain(|row| !reconciliation.removed.contains(&row.id));
+            for row in reconciliation.rows {
+                match self.rows.iter_mut().find(|stored| stored.id == row.id) {
+                    Some(stored) => *stored = row,
+                    None => self.rows.push(row),
                 }
             }
+            self.rows.sort_by_key(|row| row.number);
             self.loan = reconciliation.loan;
-        }
-
-        fn everything(&self) -> Vec<usize> {
-            (0..self.rows.len()).collect()
         }
 
         /// `GET /loans/{id}`: today computed over what is stored.
         fn read(&self, today: NaiveDate, rule: LateFeeRule) -> Reconciliation {
-            let mut state = state_of(&self.rows);
+            let mut state = state_of(&self.rows, None);
             state.decide_fees_before(today, rule).expect("fees");
             reconcile(&self.loan, &self.rows, &state, today, at(today)).expect("transition")
         }
+
+        /// What a prepayment or a settlement starts from: every row, and
+        /// the terms with the loan's current regular amount.
+        fn full_state(&self, approved: LoanTerms) -> LedgerState {
+            state_of(
+                &self.rows,
+                Some(LoanTerms {
+                    installment_amount: Money::from_minor(self.loan.installment_minor),
+                    ..approved
+                }),
+            )
+        }
     }
 
-    fn ledger_fields(row: &installment::Model) -> (i64, i64, i64, i64, InstallmentStatus) {
+    fn ledger_fields(
+        row: &installment::Model,
+    ) -> (
+        i32,
+        NaiveDate,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        InstallmentStatus,
+    ) {
         (
+            row.number,
+            row.due_date,
+            row.principal_minor,
+            row.interest_minor,
             row.penalty_minor,
             row.principal_paid_minor,
             row.interest_paid_minor,
@@ -796,23 +969,45 @@ mod tests {
         )
     }
 
+    fn loan_fields(loan: &loan::Model) -> (LoanStatus, i64, i64, i64, i64, i64, Option<NaiveDate>) {
+        (
+            loan.status,
+            loan.total_paid_minor,
+            loan.penalties_minor,
+            loan.penalties_paid_minor,
+            loan.installment_minor,
+            loan.total_payable_minor,
+            loan.next_due_date,
+        )
+    }
+
     #[derive(Clone, Debug)]
     enum Operation {
         /// Days pass; the daily job stores them, or nothing runs.
         Wait(u32, bool),
-        PayToday(i64),
-        PayBackdated(i64, u32),
+        PayToday(i64, ExcessPolicy),
+        PayBackdated(i64, u32, ExcessPolicy),
+        SettleToday,
         Reverse(usize),
+    }
+
+    fn policies() -> impl Strategy<Value = ExcessPolicy> {
+        prop_oneof![
+            Just(ExcessPolicy::NextInstallments),
+            Just(ExcessPolicy::ReduceTerm),
+            Just(ExcessPolicy::ReduceInstallment),
+        ]
     }
 
     proptest! {
         #[test]
         fn stored_rows_always_read_as_a_fresh_replay(
-            amounts in prop::collection::vec((1i64..40_000, 0i64..3_000), 1..7),
+            (principal, rate, term) in (10_000i64..200_000, prop_oneof![Just(0u32), 1u32..25], 1u32..7),
             operations in prop::collection::vec(prop_oneof![
                 ((1u32..40), any::<bool>()).prop_map(|(days, job)| Operation::Wait(days, job)),
-                (1i64..30_000).prop_map(Operation::PayToday),
-                ((1i64..30_000), (1u32..50)).prop_map(|(a, d)| Operation::PayBackdated(a, d)),
+                ((1i64..60_000), policies()).prop_map(|(a, p)| Operation::PayToday(a, p)),
+                ((1i64..60_000), (1u32..50), policies()).prop_map(|(a, d, p)| Operation::PayBackdated(a, d, p)),
+                Just(Operation::SettleToday),
                 (0usize..6).prop_map(Operation::Reverse),
             ], 1..25),
             percent in 0u32..8,
@@ -823,77 +1018,90 @@ mod tests {
                 grace_days: grace,
             };
             let approved_on = date("2026-01-15");
-            let schedule: Vec<ApprovedInstallment> = amounts
-                .iter()
-                .enumerate()
-                .map(|(index, (principal, interest))| ApprovedInstallment {
-                    number: u32::try_from(index + 1).expect("number"),
-                    due_date: date("2026-02-15")
-                        .checked_add_months(chrono::Months::new(u32::try_from(index).expect("index")))
-                        .expect("date"),
-                    principal: Money::from_minor(*principal),
-                    interest: Money::from_minor(*interest),
-                })
-                .collect();
+            let rate = Percent::parse(&rate.to_string()).expect("rate");
+            let built = crate::schedule::build_schedule(
+                Money::from_minor(principal), rate, term, date("2026-02-15"), 15,
+            ).expect("schedule");
+            let schedule: Vec<ApprovedInstallment> =
+                built.installments.iter().map(ApprovedInstallment::from).collect();
+            let terms = LoanTerms::approved(&schedule, rate);
+            let loan = loan::Model {
+                installment_minor: built.installment_amount.minor(),
+                ..loan_row(&schedule, approved_on)
+            };
             let mut stored = Stored {
-                loan: loan_row(&schedule, approved_on),
-                rows: installment_rows(&schedule, approved_on),
+                rows: installment_rows(&schedule, &loan, approved_on),
+                loan,
             };
             let mut today = approved_on;
             let mut posted: Vec<Posting> = Vec::new();
             let mut sequence = 0u64;
             for operation in operations {
-                if stored.loan.status == LoanStatus::Paid
-                    && matches!(operation, Operation::PayToday(_) | Operation::PayBackdated(..))
-                {
+                if stored.loan.status == LoanStatus::Paid && !matches!(operation, Operation::Wait(..) | Operation::Reverse(_)) {
                     continue;
                 }
+                let mut next_posting = |amount: i64, value_date: NaiveDate, excess: ExcessPolicy| {
+                    sequence += 1;
+                    Posting {
+                        id: Uuid::from_u128(u128::from(sequence)),
+                        amount: Money::from_minor(amount),
+                        value_date,
+                        sequence,
+                        excess,
+                    }
+                };
                 match operation {
                     Operation::Wait(days, job) => {
                         today = today + chrono::Days::new(u64::from(days));
                         if job {
-                            let everything = stored.everything();
                             let reconciliation = stored.read(today, rule);
-                            stored.store(&everything, reconciliation);
+                            stored.store(reconciliation);
                         }
                     }
-                    Operation::PayToday(amount) => {
-                        sequence += 1;
-                        let posting = Posting {
-                            id: Uuid::from_u128(u128::from(sequence)),
-                            amount: Money::from_minor(amount),
-                            value_date: today,
-                            sequence,
+                    Operation::PayToday(amount, excess) => {
+                        let posting = next_posting(amount, today, excess);
+                        // An ordinary payment takes the rows not fully
+                        // paid; a prepayment every row and the terms.
+                        let (rows, state) = if excess == ExcessPolicy::NextInstallments {
+                            let rows: Vec<installment::Model> = stored
+                                .rows
+                                .iter()
+                                .filter(|row| row.status != InstallmentStatus::Paid)
+                                .cloned()
+                                .collect();
+                            let state = state_of(&rows, None);
+                            (rows, state)
+                        } else {
+                            (stored.rows.clone(), stored.full_state(terms))
                         };
-                        let unpaid: Vec<usize> = stored
-                            .everything()
-                            .into_iter()
-                            .filter(|index| stored.rows[*index].status != InstallmentStatus::Paid)
-                            .collect();
-                        let rows: Vec<installment::Model> =
-                            unpaid.iter().map(|index| stored.rows[*index].clone()).collect();
-                        if let Ok(state) = state_of(&rows).append(&posting, today, rule) {
+                        if let Ok(state) = state.append(&posting, today, rule) {
                             let reconciliation =
                                 reconcile(&stored.loan, &rows, &state, today, at(today)).expect("transition");
-                            stored.store(&unpaid, reconciliation);
+                            stored.store(reconciliation);
                             posted.push(posting);
                         }
                     }
-                    Operation::PayBackdated(amount, days) => {
-                        sequence += 1;
-                        let posting = Posting {
-                            id: Uuid::from_u128(u128::from(sequence)),
-                            amount: Money::from_minor(amount),
-                            value_date: (today - chrono::Days::new(u64::from(days))).max(approved_on),
-                            sequence,
-                        };
-                        let mut with = posted.clone();
-                        with.push(posting);
-                        if let Ok(state) = replay(&schedule, &with, today, rule) {
-                            let everything = stored.everything();
+                    Operation::SettleToday => {
+                        let mut state = stored.full_state(terms);
+                        state.decide_fees_before(today, rule).expect("fees");
+                        let quote = crate::ledger::payoff::payoff_quote(&state, today).expect("quote");
+                        let posting = next_posting(quote.total.minor(), today, ExcessPolicy::Settlement);
+                        if let Ok(state) = state.append(&posting, today, rule) {
                             let reconciliation =
                                 reconcile(&stored.loan, &stored.rows, &state, today, at(today)).expect("transition");
-                            stored.store(&everything, reconciliation);
+                            stored.store(reconciliation);
+                            posted.push(posting);
+                        }
+                    }
+                    Operation::PayBackdated(amount, days, excess) => {
+                        let value_date = (today - chrono::Days::new(u64::from(days))).max(approved_on);
+                        let posting = next_posting(amount, value_date, excess);
+                        let mut with = posted.clone();
+                        with.push(posting);
+                        if let Ok(state) = replay(&schedule, terms, &with, today, rule) {
+                            let reconciliation =
+                                reconcile(&stored.loan, &stored.rows, &state, today, at(today)).expect("transition");
+                            stored.store(reconciliation);
                             posted = with;
                         }
                     }
@@ -901,28 +1109,30 @@ mod tests {
                         if index < posted.len() {
                             let mut without = posted.clone();
                             without.remove(index);
-                            if let Ok(state) = replay(&schedule, &without, today, rule) {
-                                let everything = stored.everything();
+                            if let Ok(state) = replay(&schedule, terms, &without, today, rule) {
                                 let reconciliation =
                                     reconcile(&stored.loan, &stored.rows, &state, today, at(today)).expect("transition");
-                                stored.store(&everything, reconciliation);
+                                stored.store(reconciliation);
                                 posted = without;
                             }
                         }
                     }
                 }
-                let fresh = replay(&schedule, &posted, today, rule).expect("replay");
+                let fresh = replay(&schedule, terms, &posted, today, rule).expect("replay");
                 let expected = reconcile(&stored.loan, &stored.rows, &fresh, today, at(today)).expect("transition");
                 let shown = stored.read(today, rule);
-                for (seen, wanted) in shown.rows.iter().zip(&expected.rows) {
-                    prop_assert_eq!(ledger_fields(seen), ledger_fields(wanted), "installment {}", seen.number);
-                }
-                prop_assert_eq!(
-                    (shown.loan.status, shown.loan.total_paid_minor, shown.loan.penalties_minor, shown.loan.penalties_paid_minor, shown.loan.next_due_date),
-                    (expected.loan.status, expected.loan.total_paid_minor, expected.loan.penalties_minor, expected.loan.penalties_paid_minor, expected.loan.next_due_date)
-                );
+                let seen: Vec<_> = shown.rows.iter().map(ledger_fields).collect();
+                let wanted: Vec<_> = expected.rows.iter().map(ledger_fields).collect();
+                prop_assert_eq!(seen, wanted);
+                prop_assert_eq!(loan_fields(&shown.loan), loan_fields(&expected.loan));
                 let total: i64 = posted.iter().map(|p| p.amount.minor()).sum();
                 prop_assert_eq!(shown.loan.total_paid_minor, total);
+                // outstanding = totalPayable + penalties − totalPaid, and
+                // totalPayable = principal + Σ interest of the schedule.
+                let interest: i64 = shown.rows.iter().map(|row| row.interest_minor).sum();
+                prop_assert_eq!(shown.loan.total_payable_minor, principal + interest);
+                let owed: Money = shown.rows.iter().map(|row| row.figures().still_owed()).sum();
+                prop_assert_eq!(shown.outstanding(), owed);
             }
         }
     }

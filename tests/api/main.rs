@@ -16,5 +16,6 @@ mod reliability;
 mod replica;
 mod scale;
 mod servicing;
+mod settlement;
 mod support;
 mod users;

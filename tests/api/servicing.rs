@@ -23,7 +23,7 @@ use crate::support::{TestApp, TestResponse, TestUser, send_to};
 // ---------------------------------------------------------------------------
 
 /// 10:00 UTC on `day` (`YYYY-MM-DD`), for moving the clock.
-fn moment(day: &str) -> DateTime<Utc> {
+pub(crate) fn moment(day: &str) -> DateTime<Utc> {
     loan_tracker::calendar::parse_date(day)
         .expect("a date")
         .and_hms_opt(10, 0, 0)
@@ -33,7 +33,12 @@ fn moment(day: &str) -> DateTime<Utc> {
 
 /// A `POST` of `body` to `path` as `token`, with an optional
 /// `Idempotency-Key`; built apart from sending so it can be spawned.
-fn post_request(path: &str, token: &str, body: &Value, key: Option<&str>) -> Request<Body> {
+pub(crate) fn post_request(
+    path: &str,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> Request<Body> {
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -47,11 +52,16 @@ fn post_request(path: &str, token: &str, body: &Value, key: Option<&str>) -> Req
 
 /// `POST /payments/{loan_id}` with a whole body (`amount`, `valueDate`,
 /// `excess`), as `pay` builds it but with the new fields.
-fn payment_request(user: &TestUser, loan_id: Uuid, body: &Value) -> Request<Body> {
+pub(crate) fn payment_request(user: &TestUser, loan_id: Uuid, body: &Value) -> Request<Body> {
     post_request(&format!("/payments/{loan_id}"), &user.token, body, None)
 }
 
-async fn pay_with(app: &TestApp, user: &TestUser, loan_id: Uuid, body: Value) -> TestResponse {
+pub(crate) async fn pay_with(
+    app: &TestApp,
+    user: &TestUser,
+    loan_id: Uuid,
+    body: Value,
+) -> TestResponse {
     app.send(payment_request(user, loan_id, &body)).await
 }
 
@@ -72,7 +82,7 @@ async fn pay_on(
     .await
 }
 
-fn reverse_request(user: &TestUser, payment_id: &str, body: &Value) -> Request<Body> {
+pub(crate) fn reverse_request(user: &TestUser, payment_id: &str, body: &Value) -> Request<Body> {
     post_request(
         &format!("/payments/{payment_id}/reverse"),
         &user.token,
@@ -81,7 +91,12 @@ fn reverse_request(user: &TestUser, payment_id: &str, body: &Value) -> Request<B
     )
 }
 
-async fn reverse(app: &TestApp, user: &TestUser, payment_id: &str, reason: &str) -> TestResponse {
+pub(crate) async fn reverse(
+    app: &TestApp,
+    user: &TestUser,
+    payment_id: &str,
+    reason: &str,
+) -> TestResponse {
     app.send(reverse_request(
         user,
         payment_id,
@@ -90,7 +105,7 @@ async fn reverse(app: &TestApp, user: &TestUser, payment_id: &str, reason: &str)
     .await
 }
 
-async fn loan(app: &TestApp, user: &TestUser, loan_id: Uuid) -> Value {
+pub(crate) async fn loan(app: &TestApp, user: &TestUser, loan_id: Uuid) -> Value {
     let response = app.get(&format!("/loans/{loan_id}"), &user.token).await;
     response.assert_status(200);
     response.body
@@ -110,7 +125,7 @@ async fn listed_loan(app: &TestApp, staff: &TestUser, loan_id: Uuid) -> Value {
 }
 
 /// Every payment of `borrower` on `loan_id`, as staff see the history.
-async fn history(
+pub(crate) async fn history(
     app: &TestApp,
     staff: &TestUser,
     borrower: &TestUser,
@@ -131,18 +146,18 @@ async fn history(
     response.body["items"].as_array().expect("items").clone()
 }
 
-fn find_payment<'a>(payments: &'a [Value], id: &str) -> &'a Value {
+pub(crate) fn find_payment<'a>(payments: &'a [Value], id: &str) -> &'a Value {
     payments
         .iter()
         .find(|p| p["id"] == id)
         .unwrap_or_else(|| panic!("payment {id} is in the history"))
 }
 
-fn id_of(payment: &Value) -> String {
+pub(crate) fn id_of(payment: &Value) -> String {
     payment["id"].as_str().expect("payment id").to_owned()
 }
 
-fn portions(payment: &Value) -> (&str, &str, &str) {
+pub(crate) fn portions(payment: &Value) -> (&str, &str, &str) {
     (
         payment["principalPortion"].as_str().expect("principal"),
         payment["interestPortion"].as_str().expect("interest"),
@@ -150,12 +165,12 @@ fn portions(payment: &Value) -> (&str, &str, &str) {
     )
 }
 
-fn installment(loan: &Value, number: usize) -> &Value {
+pub(crate) fn installment(loan: &Value, number: usize) -> &Value {
     &loan["schedule"][number - 1]
 }
 
 /// A money string ("1234.56") in cents.
-fn cents(money: &str) -> i64 {
+pub(crate) fn cents(money: &str) -> i64 {
     let (units, fraction) = money.split_once('.').expect("money has two decimals");
     assert_eq!(fraction.len(), 2, "{money}");
     assert!(!units.starts_with('-'), "{money}");
@@ -163,7 +178,7 @@ fn cents(money: &str) -> i64 {
 }
 
 /// How many notifications of `kind` the user has.
-async fn notified(app: &TestApp, user: &TestUser, kind: &str) -> usize {
+pub(crate) async fn notified(app: &TestApp, user: &TestUser, kind: &str) -> usize {
     app.notification_kinds(user.id)
         .await
         .iter()
@@ -633,12 +648,10 @@ async fn the_earliest_value_date_is_the_first_periods_start_clamped_to_month_end
 }
 
 #[tokio::test]
-async fn only_next_installments_is_accepted_as_the_excess_policy() {
+async fn the_excess_policy_is_one_of_three_and_next_installments_by_default() {
     let app = TestApp::spawn().await;
     let (borrower, admin, loan_id) = app.golden_loan().await;
     for excess in [
-        json!("REDUCE_TERM"),
-        json!("REDUCE_INSTALLMENT"),
         json!("SETTLEMENT"),
         json!("next_installments"),
         json!("SIDEWAYS"),
