@@ -1,10 +1,19 @@
 -- What a service with the ledger (issue 14) keeps beside the seeded rows,
 -- filled in as its migration fills it in for an existing database: each
 -- loan's schedule as approved, and each payment's value date (the day it
--- was recorded) and current portions (those it was recorded with).
+-- was recorded) and current portions (those it was recorded with). The
+-- approved schedule remembers each installment's row id (issue 15).
 INSERT INTO approved_installments (loan_id, number, due_date, principal_minor, interest_minor)
 SELECT loan_id, number, due_date, principal_minor, interest_minor FROM installments
 ON CONFLICT DO NOTHING;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'approved_installments' AND column_name = 'installment_id') THEN
+        UPDATE approved_installments a SET installment_id = i.id
+        FROM installments i WHERE i.loan_id = a.loan_id AND i.number = a.number;
+    END IF;
+END $$;
 
 UPDATE payments
 SET value_date = (paid_at AT TIME ZONE 'UTC')::date,

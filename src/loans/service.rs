@@ -427,13 +427,18 @@ async fn insert_installments(
     schedule: &Schedule,
     now: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<()> {
-    let rows = schedule.installments.iter().map(|planned| {
+    let ids: Vec<Uuid> = schedule
+        .installments
+        .iter()
+        .map(|_| Uuid::now_v7())
+        .collect();
+    let rows = schedule.installments.iter().zip(&ids).map(|(planned, id)| {
         // At extreme rates and terms, cent rounding can repay the principal
         // before the last month; the installments left owe nothing and are
         // settled from the start.
         let settled = planned.amount() == Money::ZERO;
         installment::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(*id),
             loan_id: Set(loan.id),
             user_id: Set(loan.user_id),
             number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
@@ -459,16 +464,16 @@ async fn insert_installments(
     installment::Entity::insert_many(rows)
         .exec_without_returning(transaction)
         .await?;
-    let approved = schedule
-        .installments
-        .iter()
-        .map(|planned| approved_installment::ActiveModel {
+    let approved = schedule.installments.iter().zip(&ids).map(|(planned, id)| {
+        approved_installment::ActiveModel {
             loan_id: Set(loan.id),
             number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
             due_date: Set(planned.due_date),
             principal_minor: Set(planned.principal.minor()),
             interest_minor: Set(planned.interest.minor()),
-        });
+            installment_id: Set(Some(*id)),
+        }
+    });
     approved_installment::Entity::insert_many(approved)
         .exec_without_returning(transaction)
         .await?;

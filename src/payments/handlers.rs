@@ -217,10 +217,10 @@ async fn settle(
     JsonBody(body): JsonBody<SettlementBody>,
 ) -> AppResult<Response> {
     let mut validator = Validator::new();
-    // No upper bound but the quote: it can exceed the largest loan by its
-    // interest and fees.
+    // Any amount is compared with the quote, which states it when they
+    // differ (a quote can exceed the largest loan by its interest and fees).
     let amount = validator.required("amount", body.amount, |text| {
-        Money::parse_within(&text.0, Money::from_minor(1), Money::from_minor(i64::MAX))
+        Money::parse_within(&text.0, Money::ZERO, Money::from_minor(i64::MAX))
     });
     let idempotency_key = idempotency_key(&headers, &mut validator);
     let request = validator.finish(|| {

@@ -147,10 +147,17 @@ pub async fn record_payment(
         excess: request.excess,
     };
     let rule = state.config.late_fee_rule();
+    let occasion = Occasion {
+        today,
+        now,
+        rule,
+        actor: actor.id,
+        meta,
+    };
     let recorded = if value_date == today {
-        append_payment(&transaction, &loan, posting, today, rule, now).await?
+        append_payment(&transaction, &loan, posting, &occasion).await?
     } else {
-        replay_with_payment(&transaction, &loan, posting, today, rule, now).await?
+        replay_with_payment(&transaction, &loan, posting, &occasion).await?
     };
     let payment = insert_payment(&transaction, &loan, &recorded, &request, actor, now).await?;
     if recorded.allocations_written_by_replay {
@@ -214,9 +221,10 @@ pub async fn payoff(
             format!("must not be before today ({today})"),
         ));
     }
-    let connection = &state.db.write;
-    let loan = loan::Entity::find_by_id(loan_id)
-        .one(connection)
+    // Under the loan's lock, so that the loan and its rows are read as one
+    // (a settlement committing in between would otherwise quote 0.00).
+    let transaction = state.db.begin_write().await?;
+    let loan = lock_loan(&transaction, loan_id)
         .await?
         .filter(|loan| policy::may_see(actor, loan.user_id))
         .ok_or(AppError::NotFound("Loan"))?;
@@ -226,7 +234,8 @@ pub async fn payoff(
             loan.status.as_str()
         )));
     }
-    let rows = servicing::installments_of(connection, loan.id).await?;
+    let rows = servicing::installments_of(&transaction, loan.id).await?;
+    transaction.rollback().await?;
     let mut ledger = servicing::state_of(&rows, None);
     ledger
         .decide_fees_before(as_of, state.config.late_fee_rule())
@@ -260,6 +269,39 @@ pub fn earliest_value_date(state: &AppState, loan: &loan::Model) -> Option<Naive
     }
 }
 
+/// When and by whom an operation on a loan happens.
+struct Occasion<'a> {
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    rule: LateFeeRule,
+    actor: Uuid,
+    meta: &'a RequestMeta,
+}
+
+impl Occasion<'_> {
+    /// `rows` of `loan` brought up to today first (written and announced
+    /// if that changes anything): the loan and rows as they now stand.
+    async fn bring_up_to_date(
+        &self,
+        transaction: &DatabaseTransaction,
+        loan: &loan::Model,
+        rows: &[installment::Model],
+    ) -> AppResult<(loan::Model, Vec<installment::Model>)> {
+        let current = servicing::up_to_date(loan, rows, self.today, self.now, self.rule)
+            .map_err(AppError::internal)?;
+        servicing::write_changes(
+            transaction,
+            loan,
+            &current,
+            Some(self.actor),
+            Some(self.meta),
+            self.now,
+        )
+        .await?;
+        Ok((current.loan, current.rows))
+    }
+}
+
 /// A payment worked out against the loan's rows: the ledger state with it,
 /// what that changes, and the payment's own portions.
 struct RecordedPayment {
@@ -281,10 +323,11 @@ async fn append_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,
     posting: Posting,
-    today: NaiveDate,
-    rule: LateFeeRule,
-    now: DateTime<Utc>,
+    occasion: &Occasion<'_>,
 ) -> AppResult<RecordedPayment> {
+    let Occasion {
+        today, now, rule, ..
+    } = *occasion;
     let (rows, terms) = if posting.excess == ExcessPolicy::NextInstallments {
         (unpaid_installments(transaction, loan.id).await?, None)
     } else {
@@ -296,7 +339,8 @@ async fn append_payment(
             Some(terms),
         )
     };
-    let state = servicing::state_of(&rows, terms)
+    let (loan, rows) = &occasion.bring_up_to_date(transaction, loan, &rows).await?;
+    let state = servicing::state_of(rows, terms)
         .append(&posting, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
     let split = state
@@ -305,7 +349,7 @@ async fn append_payment(
         .map(|applied| applied.split.clone())
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
     let reconciliation =
-        servicing::reconcile(loan, &rows, &state, today, now).map_err(AppError::internal)?;
+        servicing::reconcile(loan, rows, &state, today, now).map_err(AppError::internal)?;
     servicing::store(transaction, loan, &reconciliation, now).await?;
     Ok(RecordedPayment {
         state,
@@ -323,11 +367,15 @@ async fn replay_with_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,
     posting: Posting,
-    today: NaiveDate,
-    rule: LateFeeRule,
-    now: DateTime<Utc>,
+    occasion: &Occasion<'_>,
 ) -> AppResult<RecordedPayment> {
-    let rows = servicing::installments_of(transaction, loan.id).await?;
+    let Occasion {
+        today, now, rule, ..
+    } = *occasion;
+    let stored = servicing::installments_of(transaction, loan.id).await?;
+    let (loan, rows) = &occasion
+        .bring_up_to_date(transaction, loan, &stored)
+        .await?;
     let history = servicing::History::load(transaction, loan)
         .await
         .map_err(AppError::internal)?;
@@ -344,7 +392,8 @@ async fn replay_with_payment(
         .map(|applied| applied.split.clone())
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
     let reconciliation =
-        servicing::reconcile(loan, &rows, &state, today, now).map_err(AppError::internal)?;
+        servicing::reconcile_with_ids(loan, rows, &state, today, now, &history.installment_ids)
+            .map_err(AppError::internal)?;
     servicing::store(transaction, loan, &reconciliation, now).await?;
     servicing::store_payment_portions(transaction, &reconciliation.rows, &history.payments, &state)
         .await?;
@@ -534,7 +583,18 @@ pub async fn reverse_payment(
             "This payment is already reversed.".to_owned(),
         ));
     }
-    let rows = servicing::installments_of(&transaction, loan.id).await?;
+    let rule = state.config.late_fee_rule();
+    let occasion = Occasion {
+        today,
+        now,
+        rule,
+        actor: actor.id,
+        meta,
+    };
+    let stored = servicing::installments_of(&transaction, loan.id).await?;
+    let (loan, rows) = occasion
+        .bring_up_to_date(&transaction, &loan, &stored)
+        .await?;
     let history = servicing::History::load(&transaction, &loan)
         .await
         .map_err(AppError::internal)?;
@@ -546,7 +606,6 @@ pub async fn reverse_payment(
             "The loan was settled after this payment: reverse the settlement first.".to_owned(),
         ));
     }
-    let rule = state.config.late_fee_rule();
     let replayed = servicing::replay_loan(&history, None, Some(payment_id), today, rule)
         .map_err(|error| {
             tracing::warn!(%payment_id, error = %error, "reversal refused: the replay without it fails");
@@ -555,8 +614,15 @@ pub async fn reverse_payment(
                     .to_owned(),
             )
         })?;
-    let reconciliation =
-        servicing::reconcile(&loan, &rows, &replayed, today, now).map_err(AppError::internal)?;
+    let reconciliation = servicing::reconcile_with_ids(
+        &loan,
+        &rows,
+        &replayed,
+        today,
+        now,
+        &history.installment_ids,
+    )
+    .map_err(AppError::internal)?;
     servicing::store(&transaction, &loan, &reconciliation, now).await?;
     servicing::store_payment_portions(
         &transaction,

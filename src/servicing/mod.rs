@@ -65,7 +65,7 @@ pub async fn current_terms(
     connection: &impl ConnectionTrait,
     loan: &loan::Model,
 ) -> anyhow::Result<LoanTerms> {
-    let approved = approved_schedule(connection, loan.id).await?;
+    let (approved, _) = approved_schedule(connection, loan.id).await?;
     Ok(LoanTerms {
         installment_amount: Money::from_minor(loan.installment_minor),
         ..LoanTerms::approved(&approved, Percent::parse(&loan.annual_interest_rate)?)
@@ -154,6 +154,20 @@ pub fn reconcile(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Reconciliation> {
+    reconcile_with_ids(loan, rows, state, today, now, &HashMap::new())
+}
+
+/// [`reconcile`], where an installment the state brings back takes the id
+/// `installment_ids` gives its number (the id it had; see
+/// [`History::installment_ids`]).
+pub fn reconcile_with_ids(
+    loan: &loan::Model,
+    rows: &[installment::Model],
+    state: &LedgerState,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    installment_ids: &HashMap<u32, Uuid>,
+) -> anyhow::Result<Reconciliation> {
     let stored: HashMap<u32, &installment::Model> = rows
         .iter()
         .map(|row| (u32::try_from(row.number).unwrap_or_default(), row))
@@ -176,6 +190,17 @@ pub fn reconcile(
     let mut interest_delta = Money::ZERO;
     for gone in &removed_rows {
         let before = gone.figures();
+        // A fee goes with its installment: waived.
+        if before.due.penalty.is_positive() {
+            fees.push(FeeChange {
+                installment_id: gone.id,
+                number: gone.number,
+                due_date: gone.due_date,
+                previous: before.due.penalty,
+                penalty: Money::ZERO,
+                owed: Money::ZERO,
+            });
+        }
         paid_delta -= before.paid.total();
         penalties_delta -= before.due.penalty;
         penalties_paid_delta -= before.paid.penalty;
@@ -186,9 +211,13 @@ pub fn reconcile(
     let mut next_due_date: Option<NaiveDate> = None;
     for (index, after) in state.installments.iter().enumerate() {
         let existing = stored.get(&after.number).copied();
-        let row = existing
-            .cloned()
-            .unwrap_or_else(|| new_row(loan, after, now));
+        let row = existing.cloned().unwrap_or_else(|| {
+            let id = installment_ids
+                .get(&after.number)
+                .copied()
+                .unwrap_or_else(Uuid::now_v7);
+            new_row(loan, after, id, now)
+        });
         let before = row.figures();
         let status = after.status(today);
         let settled = after.is_settled();
@@ -297,9 +326,14 @@ pub fn reconcile(
 }
 
 /// A row for an installment no stored row holds.
-fn new_row(loan: &loan::Model, state: &InstallmentState, now: DateTime<Utc>) -> installment::Model {
+fn new_row(
+    loan: &loan::Model,
+    state: &InstallmentState,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> installment::Model {
     installment::Model {
-        id: Uuid::now_v7(),
+        id,
         loan_id: loan.id,
         user_id: loan.user_id,
         number: i32::try_from(state.number).unwrap_or(i32::MAX),
@@ -390,6 +424,43 @@ pub async fn store(
         })
         .exec_without_returning(connection)
         .await?;
+    }
+    Ok(())
+}
+
+/// Stored `rows` of `loan` brought up to `today` as the daily job would
+/// bring them (fees whose day has passed, installments overdue, the loan's
+/// status): what an operation does first, so that the notices and audit
+/// entries of that day go out even when the operation then pays what was
+/// late. Nothing changes when the rows are already up to date.
+pub fn up_to_date(
+    loan: &loan::Model,
+    rows: &[installment::Model],
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    rule: LateFeeRule,
+) -> anyhow::Result<Reconciliation> {
+    let mut state = state_of(rows, None);
+    state.decide_fees_before(today, rule)?;
+    reconcile(loan, rows, &state, today, now)
+}
+
+/// Writes and announces a reconciliation, if it changes anything.
+pub async fn write_changes(
+    connection: &impl ConnectionTrait,
+    before: &loan::Model,
+    reconciliation: &Reconciliation,
+    actor: Option<Uuid>,
+    meta: Option<&RequestMeta>,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let changes = !reconciliation.changed.is_empty()
+        || !reconciliation.inserted.is_empty()
+        || !reconciliation.removed.is_empty()
+        || reconciliation.loan_changed(before);
+    if changes {
+        store(connection, before, reconciliation, now).await?;
+        announce(connection, reconciliation, actor, meta, now).await?;
     }
     Ok(())
 }
@@ -508,18 +579,26 @@ pub struct History {
     pub approved: Vec<ApprovedInstallment>,
     pub terms: LoanTerms,
     pub payments: Vec<payment::Model>,
+    /// The row id of each approved installment, by number: an installment
+    /// a replay brings back (a reversed `REDUCE_TERM` prepayment) keeps it.
+    pub installment_ids: HashMap<u32, Uuid>,
 }
 
-/// The schedule `loan_id` was approved with.
+/// The schedule `loan_id` was approved with, and its rows' ids by number.
 async fn approved_schedule(
     connection: &impl ConnectionTrait,
     loan_id: Uuid,
-) -> Result<Vec<ApprovedInstallment>, sea_orm::DbErr> {
-    Ok(approved_installment::Entity::find()
+) -> Result<(Vec<ApprovedInstallment>, HashMap<u32, Uuid>), sea_orm::DbErr> {
+    let rows = approved_installment::Entity::find()
         .filter(approved_installment::Column::LoanId.eq(loan_id))
         .order_by_asc(approved_installment::Column::Number)
         .all(connection)
-        .await?
+        .await?;
+    let ids = rows
+        .iter()
+        .filter_map(|row| Some((u32::try_from(row.number).ok()?, row.installment_id?)))
+        .collect();
+    let schedule = rows
         .into_iter()
         .map(|row| ApprovedInstallment {
             number: u32::try_from(row.number).unwrap_or_default(),
@@ -527,7 +606,8 @@ async fn approved_schedule(
             principal: Money::from_minor(row.principal_minor),
             interest: Money::from_minor(row.interest_minor),
         })
-        .collect())
+        .collect();
+    Ok((schedule, ids))
 }
 
 impl History {
@@ -535,7 +615,7 @@ impl History {
         connection: &impl ConnectionTrait,
         loan: &loan::Model,
     ) -> anyhow::Result<History> {
-        let approved = approved_schedule(connection, loan.id).await?;
+        let (approved, installment_ids) = approved_schedule(connection, loan.id).await?;
         let terms = LoanTerms::approved(&approved, Percent::parse(&loan.annual_interest_rate)?);
         let payments = payment::Entity::find()
             .filter(payment::Column::LoanId.eq(loan.id))
@@ -548,6 +628,7 @@ impl History {
             approved,
             terms,
             payments,
+            installment_ids,
         })
     }
 
@@ -898,7 +979,7 @@ mod tests {
         LedgerState::approved(schedule, LoanTerms::approved(schedule, Percent::zero()))
             .installments
             .iter()
-            .map(|row| new_row(loan, row, at(approved)))
+            .map(|row| new_row(loan, row, Uuid::now_v7(), at(approved)))
             .collect()
     }
 

@@ -1292,6 +1292,16 @@ async fn an_existing_database_upgrades_in_place() {
     // The approved schedule was rebuilt from the installments, and the
     // stored state is what a replay from it gives.
     assert_eq!(app.count("approved_installments").await, 3);
+    // Each remembers its installment row (a prepayment that removes one
+    // and a replay that brings it back keep its id).
+    assert_eq!(
+        app.count(
+            "approved_installments a JOIN installments i \
+             ON i.id = a.installment_id AND i.loan_id = a.loan_id AND i.number = a.number"
+        )
+        .await,
+        3
+    );
     assert_eq!(
         loan_tracker::servicing::verify_books(&app.state, loan_id)
             .await

@@ -389,6 +389,82 @@ async fn a_backdated_prepayment_is_replayed_in_its_place() {
     assert_books_agree(&app, loan_id).await;
 }
 
+#[tokio::test]
+async fn installments_a_prepayment_removed_come_back_as_they_were_without_new_notices() {
+    let app = TestApp::spawn().await;
+    let borrower = app.register("borrower").await;
+    let admin = app.admin().await;
+    let manager = app.manager().await;
+    // 3000.00 at 12 % over 3 months: 1020.07, 1020.07, 1020.06.
+    let loan_id = app.apply(&borrower, "3000.00", 3).await;
+    app.approve(
+        &admin,
+        loan_id,
+        Some(json!({ "annualInterestRate": "12", "firstDueDate": "2026-02-15" })),
+    )
+    .await;
+    // Nothing paid by 2026-04-20: each installment is overdue with a fee
+    // of 5 % of 1020.07 or 1020.06 = 51.00, notified once each.
+    app.clock.set(moment("2026-04-20"));
+    app.run_job(&admin, "overdue-check", "2026-04-20").await;
+    assert_eq!(notified(&app, &borrower, "PAYMENT_OVERDUE").await, 3);
+    assert_eq!(notified(&app, &borrower, "PENALTY_APPLIED").await, 3);
+
+    // A transfer of 2000.00 made on 2026-01-20 turns up, meant to shorten
+    // the loan: 1000.00 is left, which one installment of 1000.00 + 10.00
+    // repays. #2 and #3 go, and their fees with them; #1 now owes 5 % of
+    // 1010.00 = 50.50.
+    let prepayment = pay_with(
+        &app,
+        &manager,
+        loan_id,
+        json!({ "amount": "2000.00", "valueDate": "2026-01-20", "excess": "REDUCE_TERM" }),
+    )
+    .await;
+    prepayment.assert_status(201);
+    let shortened = loan(&app, &borrower, loan_id).await;
+    assert_eq!(
+        schedule(&shortened),
+        vec![row(1, "2026-02-15", "1000.00", "10.00", "OVERDUE")]
+    );
+    assert_eq!(
+        figures(&shortened),
+        expect("OVERDUE", "1020.07", 3, "3010.00", "2000.00", "1060.50")
+    );
+    let waived: Vec<Value> = app
+        .audit_rows("PENALTY_WAIVED")
+        .await
+        .into_iter()
+        .map(|entry| entry.details)
+        .collect();
+    assert_eq!(waived.len(), 3, "{waived:?}");
+    for (number, penalty) in [(1, "50.50"), (2, "0.00"), (3, "0.00")] {
+        assert!(
+            waived.contains(
+                &json!({ "installmentNumber": number, "previous": "51.00", "penalty": penalty })
+            ),
+            "{waived:?}"
+        );
+    }
+    assert_books_agree(&app, loan_id).await;
+
+    // The transfer is recalled: #2 and #3 come back, under the ids they
+    // had, so their fees are audited again but not notified again.
+    reverse(&app, &admin, &id_of(&prepayment.body), "recalled")
+        .await
+        .assert_status(200);
+    let restored = loan(&app, &borrower, loan_id).await;
+    assert_eq!(schedule(&restored).len(), 3);
+    assert_eq!(
+        figures(&restored),
+        expect("OVERDUE", "1020.07", 3, "3060.20", "0.00", "3213.20")
+    );
+    assert_eq!(app.audit_rows("PENALTY_APPLIED").await.len(), 3 + 3);
+    assert_eq!(notified(&app, &borrower, "PAYMENT_OVERDUE").await, 3);
+    assert_eq!(notified(&app, &borrower, "PENALTY_APPLIED").await, 3);
+    assert_books_agree(&app, loan_id).await;
+}
+
 // ---------------------------------------------------------------------------
 // Payoff quotes
 // ---------------------------------------------------------------------------
@@ -453,12 +529,14 @@ async fn settling_takes_exactly_the_quote_waives_the_rest_and_closes_the_loan() 
     let (borrower, admin, loan_id) = app.golden_loan().await;
     app.clock.set(moment("2026-01-30"));
 
-    let wrong = settle(&app, &borrower, loan_id, "10000.00").await;
-    wrong.assert_invalid_fields(&["amount"]);
-    let message = wrong.body["errors"][0]["message"]
-        .as_str()
-        .expect("message");
-    assert!(message.contains("10048.39"), "{message}");
+    for amount in ["10000.00", "0"] {
+        let wrong = settle(&app, &borrower, loan_id, amount).await;
+        wrong.assert_invalid_fields(&["amount"]);
+        let message = wrong.body["errors"][0]["message"]
+            .as_str()
+            .expect("message");
+        assert!(message.contains("10048.39"), "{message}");
+    }
     assert_eq!(app.count("payments").await, 0);
 
     let settled = app
@@ -522,6 +600,13 @@ async fn settling_takes_exactly_the_quote_waives_the_rest_and_closes_the_loan() 
     settle(&app, &borrower, loan_id, "0.01")
         .await
         .assert_problem(409);
+    settle(&app, &borrower, loan_id, "0")
+        .await
+        .assert_problem(409);
+    let stranger = app.register("stranger").await;
+    settle(&app, &stranger, loan_id, "0")
+        .await
+        .assert_problem(404);
     app.pay(&borrower, loan_id, json!("10.00"), None)
         .await
         .assert_problem(409);
@@ -569,7 +654,12 @@ async fn a_settlement_pays_late_fees_and_only_staff_or_the_owner_settle() {
         figures(&closed),
         expect("PAID", "888.49", 12, "10116.45", "10160.87", "0.00")
     );
+    // Settling brought the loan up to date first, as the job would have:
+    // #1's overdue notice and the loan's LOAN_OVERDUE entry are written
+    // even though the settlement then paid it.
     assert_eq!(notified(&app, &borrower, "PENALTY_APPLIED").await, 1);
+    assert_eq!(notified(&app, &borrower, "PAYMENT_OVERDUE").await, 1);
+    assert_eq!(app.audit_rows("LOAN_OVERDUE").await.len(), 1);
     assert_books_agree(&app, loan_id).await;
 }
 

@@ -13,6 +13,9 @@ pub struct Model {
     pub due_date: Date,
     pub principal_minor: i64,
     pub interest_minor: i64,
+    /// The installment row of this number: the one a replay that brings
+    /// the installment back (after a `REDUCE_TERM` removed it) restores.
+    pub installment_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

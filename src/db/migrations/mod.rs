@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial_schema;
 mod m20261127_000001_user_change_notices;
 mod m20261128_000001_servicing_ledger;
+mod m20261129_000001_installment_identity;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261127_000001_user_change_notices::Migration),
             Box::new(m20261128_000001_servicing_ledger::Migration),
+            Box::new(m20261129_000001_installment_identity::Migration),
         ]
     }
 }
