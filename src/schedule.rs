@@ -96,6 +96,25 @@ pub fn build_schedule(
     })
 }
 
+/// The regular installment amount of a loan of `principal` at
+/// `annual_rate` over `term_months`: what [`build_schedule`] gives as
+/// `installment_amount` (the annuity amount, or a 0 % loan's even part).
+pub fn regular_amount(
+    principal: Money,
+    annual_rate: Percent,
+    term_months: u32,
+) -> Result<Money, ScheduleError> {
+    if !(1..=MAX_TERM_MONTHS).contains(&term_months) {
+        return Err(ScheduleError::Term);
+    }
+    let monthly_rate = annual_rate.as_decimal() / Decimal::from(1200);
+    if monthly_rate.is_zero() {
+        Ok(principal.split_evenly(term_months).0)
+    } else {
+        annuity_payment(principal, monthly_rate, term_months)
+    }
+}
+
 /// Rows of (principal, interest) with their due dates, numbered from
 /// `first_number`.
 fn numbered(
@@ -715,6 +734,24 @@ mod tests {
                 15
             ),
             Err(ScheduleError::Principal)
+        );
+    }
+
+    #[test]
+    fn the_regular_amount_is_the_annuity_even_when_the_only_installment_is_a_cent_less() {
+        // 1187.25 at 24 % for one month: round(1187.25 × 1.02 = 1210.995)
+        // = 1211.00, while 1187.25 + round(23.745) = 1210.99.
+        let schedule = build_schedule(money("1187.25"), percent("24"), 1, date(2026, 2, 15), 15)
+            .expect("schedule");
+        assert_eq!(schedule.installment_amount, money("1211.00"));
+        assert_eq!(schedule.installments[0].amount(), money("1210.99"));
+        assert_eq!(
+            regular_amount(money("1187.25"), percent("24"), 1),
+            Ok(money("1211.00"))
+        );
+        assert_eq!(
+            regular_amount(money("1200.00"), percent("0"), 12),
+            Ok(money("100.00"))
         );
     }
 

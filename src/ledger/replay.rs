@@ -29,7 +29,7 @@ use super::late_fee::LateFeeRule;
 use super::payoff::{PayoffQuote, settlement_owed};
 use crate::enums::{ExcessPolicy, InstallmentStatus, LoanStatus};
 use crate::money::{Money, Percent};
-use crate::schedule::{Reamortization, ScheduleError, reamortize};
+use crate::schedule::{Reamortization, ScheduleError, reamortize, regular_amount};
 
 /// One installment as approved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,16 +66,23 @@ pub struct LoanTerms {
 
 impl LoanTerms {
     /// The terms of `schedule` as approved at `annual_rate`. Its regular
-    /// amount is its first installment's (an annuity's first installment is
-    /// never the short last one, and a 0 % loan's first is the even part);
-    /// its day of month is the latest day any due date falls on (the rule's
-    /// day, since of two consecutive months one has 31 days).
+    /// amount is the one `build_schedule` gave it, from its principal, rate
+    /// and length (not its first installment: a one-month loan's single
+    /// installment is `P + round(P·r)`, which can be a cent below the
+    /// annuity amount `round(P·(1+r))`); its day of month is the latest day
+    /// any due date falls on (the rule's day, since of two consecutive
+    /// months one has 31 days).
     pub fn approved(schedule: &[ApprovedInstallment], annual_rate: Percent) -> LoanTerms {
+        let principal: Money = schedule.iter().map(|row| row.principal).sum();
+        let first_amount = schedule
+            .first()
+            .map_or(Money::ZERO, |row| row.principal + row.interest);
         LoanTerms {
             annual_rate,
-            installment_amount: schedule
-                .first()
-                .map_or(Money::ZERO, |row| row.principal + row.interest),
+            installment_amount: u32::try_from(schedule.len())
+                .ok()
+                .and_then(|term| regular_amount(principal, annual_rate, term).ok())
+                .unwrap_or(first_amount),
             day_of_month: schedule
                 .iter()
                 .map(|row| row.due_date.day())
@@ -491,8 +498,13 @@ mod tests {
         }
     }
 
+    /// The hand-made schedule above at 12 %, with its 101.00 a month as
+    /// the regular amount (an annuity of 300.00 would be 102.01).
     fn terms() -> LoanTerms {
-        LoanTerms::approved(&schedule(), Percent::parse("12").expect("rate"))
+        LoanTerms {
+            installment_amount: Money::from_minor(10_100),
+            ..LoanTerms::approved(&schedule(), Percent::parse("12").expect("rate"))
+        }
     }
 
     #[test]
