@@ -156,6 +156,20 @@ text_enum! {
 }
 
 text_enum! {
+    /// How late a loan is: days past due of its oldest unpaid installment,
+    /// in the buckets lenders report.
+    pub enum DelinquencyBucket {
+        /// Nothing due before today is unpaid.
+        Current = "CURRENT",
+        Days1To30 = "1-30",
+        Days31To60 = "31-60",
+        Days61To90 = "61-90",
+        /// 91 days or more.
+        Days91Plus = "91+",
+    }
+}
+
+text_enum! {
     /// The kind of record an audit entry is about.
     pub enum EntityType {
         User = "USER",

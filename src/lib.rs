@@ -26,6 +26,7 @@ pub mod payments;
 pub mod policy;
 pub mod read_routing;
 pub mod redis;
+pub mod reports;
 pub mod router;
 pub mod schedule;
 pub mod server;

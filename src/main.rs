@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Print a report (for cron jobs and spreadsheets).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Apply pending migrations and exit.
     Migrate,
     /// Create an ADMIN account (password from ADMIN_PASSWORD, else prompted).
@@ -66,6 +71,22 @@ enum Command {
     /// Exit 0 when the service on HOST:PORT answers /health/ready with 200
     /// (for container health checks; needs no curl in the image).
     Healthcheck,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// The portfolio as of today, as `GET /reports/portfolio` gives it.
+    Portfolio {
+        /// `json` (the whole report) or `csv` (the bucket rows).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +199,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Report {
+            command: ReportCommand::Portfolio { format },
+        } => {
+            let state = startup::build_state(config, startup::system_clock()).await?;
+            let report = loan_tracker::reports::portfolio(
+                &state.db.write,
+                state.today(),
+                &state.config.currency,
+            )
+            .await?;
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
+                ReportFormat::Csv => print!("{}", loan_tracker::reports::csv(&report)),
+            }
             Ok(())
         }
         Command::Backup { path } => {

@@ -18,6 +18,8 @@
 //! | `email_queue_depth` | — | queued emails not yet sent, sampled |
 //! | `loans_applied_total`, `loans_approved_total` | — | business events |
 //! | `payments_total`, `payments_amount_minor_total` | currency | payments and their sum in minor units |
+//! | `loans_by_bucket` | bucket (CURRENT, 1-30, 31-60, 61-90, 91+) | APPROVED/OVERDUE loans per delinquency bucket, refreshed by `overdue-check` |
+//! | `principal_outstanding_minor` | bucket | their principal not yet repaid, in minor units, refreshed by `overdue-check` |
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};

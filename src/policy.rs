@@ -120,6 +120,8 @@ role_rules! {
     RejectLoans: staff, STAFF_ONLY;
     /// Listing every loan: ADMIN, MANAGER.
     ReadAllLoans: staff, STAFF_ONLY;
+    /// The portfolio report: ADMIN, MANAGER.
+    ReadPortfolio: staff, STAFF_ONLY;
     /// Listing every user: ADMIN, MANAGER.
     ReadAllUsers: staff, STAFF_ONLY;
     /// Changing someone's role: ADMIN.

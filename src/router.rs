@@ -54,6 +54,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::jobs::handlers::router())
         .merge(crate::notifications::handlers::router())
         .merge(crate::audit::handlers::router())
+        .merge(crate::reports::handlers::router())
         .merge(health::router())
 }
 

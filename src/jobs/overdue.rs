@@ -110,6 +110,9 @@ pub async fn overdue_check(
     while let Some(done) = in_flight.join_next().await {
         done??.add_to(&mut report);
     }
+    // The delinquency gauges, for the book as the run left it today.
+    let buckets = crate::reports::bucket_rows(&state.db.write, state.today()).await?;
+    crate::reports::publish(&buckets);
     Ok(report)
 }
 
@@ -533,6 +536,8 @@ mod tests {
             paid_off_at: None,
             created_at: moment(),
             updated_at: moment(),
+            principal_paid_minor: 0,
+            interest_paid_minor: 0,
         }
     }
 

@@ -10,6 +10,7 @@
 //! or the clock: "today" is always an argument.
 
 pub mod allocation;
+pub mod delinquency;
 mod late_fee;
 pub mod payoff;
 pub mod replay;

@@ -9,12 +9,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain::{Purpose, Reason, TermMonths};
-use super::service::{self, Application, ApprovalTerms};
+use super::service::{self, Application, ApprovalTerms, ListFilter};
 use super::views::LoanView;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::LoanStatus;
+use crate::enums::DelinquencyBucket;
 use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
 use crate::http::format::RawJson;
@@ -97,7 +98,7 @@ async fn get_loan(
     service::loan_json_for(&state, actor, id).await
 }
 
-/// Status to filter loan lists by.
+/// Status and delinquency bucket to filter loan lists by.
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[expect(
@@ -106,23 +107,47 @@ async fn get_loan(
 )]
 struct StatusFilter {
     status: Option<LoanStatus>,
+    /// Only APPROVED/OVERDUE loans this many days past due today (`91+`
+    /// may be sent as `91%2B`, or as `91+`, which a query string reads as
+    /// `91 `).
+    bucket: Option<DelinquencyBucket>,
 }
 
-/// Reads `?status=`, `?limit=`, `?cursor=`.
-fn list_query(
-    query: &QueryParams,
-) -> AppResult<(Option<LoanStatus>, PageRequest, Option<uuid::Uuid>)> {
+/// Reads `?status=`, `?bucket=`, `?limit=`, `?cursor=`.
+fn list_query(query: &QueryParams) -> AppResult<(ListFilter, PageRequest, Option<uuid::Uuid>)> {
     let mut validator = Validator::new();
     let page = PageRequest::from_query(query, &mut validator);
     let after = page.after_id(&mut validator);
-    let status = query.get("status").and_then(|text| {
-        validator.check(
-            "status",
-            LoanStatus::parse(text)
-                .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
-        )
-    });
-    validator.finish(|| Some((status, page, after)))
+    let status = match query.get("status") {
+        None => Some(None),
+        Some(text) => validator
+            .check(
+                "status",
+                LoanStatus::parse(text)
+                    .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
+            )
+            .map(Some),
+    };
+    let bucket = match query.get("bucket") {
+        None => Some(None),
+        Some(text) => validator
+            .check(
+                "bucket",
+                DelinquencyBucket::parse(if text == "91 " { "91+" } else { text })
+                    .ok_or("must be CURRENT, 1-30, 31-60, 61-90 or 91+"),
+            )
+            .map(Some),
+    };
+    validator.finish(|| {
+        Some((
+            ListFilter {
+                status: status?,
+                bucket: bucket?,
+            },
+            page,
+            after,
+        ))
+    })
 }
 
 /// One user's loans, newest first (that user, ADMIN, MANAGER).
@@ -136,9 +161,9 @@ async fn list_user_loans(
     PathId(user_id): PathId,
     query: QueryParams,
 ) -> AppResult<Json<Page<LoanView>>> {
-    let (status, page, after) = list_query(&query)?;
+    let (filter, page, after) = list_query(&query)?;
     Ok(Json(
-        service::list_of_user(&state, actor, user_id, status, &page, after).await?,
+        service::list_of_user(&state, actor, user_id, filter, &page, after).await?,
     ))
 }
 
@@ -152,9 +177,9 @@ async fn list_loans(
     permit: Permit<ReadAllLoans>,
     query: QueryParams,
 ) -> AppResult<Json<Page<LoanView>>> {
-    let (status, page, after) = list_query(&query)?;
+    let (filter, page, after) = list_query(&query)?;
     Ok(Json(
-        service::list_all(&state, permit, status, &page, after).await?,
+        service::list_all(&state, permit, filter, &page, after).await?,
     ))
 }
 

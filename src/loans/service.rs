@@ -2,6 +2,7 @@
 //! cancelling, and reading them back.
 
 use chrono::{Datelike, Months, NaiveDate};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -18,11 +19,13 @@ use crate::cache::CacheKind;
 use crate::db::entities::{
     InstallmentStatus, LoanStatus, NotificationKind, approved_installment, installment, loan,
 };
+use crate::enums::DelinquencyBucket;
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::LateFeeRule;
+use crate::ledger::delinquency;
 use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification};
 use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans};
@@ -49,6 +52,15 @@ pub struct ApprovalTerms {
 pub struct LoanFilter {
     pub user_id: Option<Uuid>,
     pub status: Option<LoanStatus>,
+    pub bucket: Option<DelinquencyBucket>,
+}
+
+/// What a loan list may be narrowed to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    pub status: Option<LoanStatus>,
+    /// Only APPROVED/OVERDUE loans this late today.
+    pub bucket: Option<DelinquencyBucket>,
 }
 
 pub async fn apply(
@@ -73,6 +85,8 @@ pub async fn apply(
         total_paid_minor: Set(0),
         penalties_minor: Set(0),
         penalties_paid_minor: Set(0),
+        principal_paid_minor: Set(0),
+        interest_paid_minor: Set(0),
         next_due_date: Set(None),
         first_due_date: Set(None),
         approved_by: Set(None),
@@ -104,7 +118,7 @@ pub async fn apply(
     .await?;
     transaction.commit().await?;
     metrics::counter!("loans_applied_total").increment(1);
-    Ok(LoanView::new(loan, Some(Vec::new())))
+    Ok(LoanView::new(loan, Some(Vec::new()), state.today()))
 }
 
 /// A loan as `GET /loans/{id}` serves it, kept in the cache for the day
@@ -155,7 +169,7 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
                 };
                 let schedule = servicing::installments_of(state.db.fresh(), loan.id).await?;
                 let (loan, schedule) = as_of(loan, schedule, today, state.config.late_fee_rule())?;
-                let view = LoanView::new(loan, Some(schedule));
+                let view = LoanView::new(loan, Some(schedule), today);
                 let body = RawJson::of(&view).map_err(AppError::internal)?;
                 Ok(Some(CachedLoan {
                     owner: view.user_id,
@@ -198,45 +212,59 @@ pub async fn list_of_user(
     state: &AppState,
     actor: Actor,
     user_id: Uuid,
-    status: Option<LoanStatus>,
+    filter: ListFilter,
     page: &PageRequest,
     after: Option<Uuid>,
 ) -> AppResult<Page<LoanView>> {
     policy::require_own_or_staff(actor, user_id)?;
     let filter = LoanFilter {
         user_id: Some(user_id),
-        status,
+        status: filter.status,
+        bucket: filter.bucket,
     };
-    list(state.list_reader(actor.id).await, filter, page, after).await
+    list(
+        state.list_reader(actor.id).await,
+        filter,
+        page,
+        after,
+        state.today(),
+    )
+    .await
 }
 
 /// Every loan, newest first.
 pub async fn list_all(
     state: &AppState,
     permit: Permit<ReadAllLoans>,
-    status: Option<LoanStatus>,
+    filter: ListFilter,
     page: &PageRequest,
     after: Option<Uuid>,
 ) -> AppResult<Page<LoanView>> {
     let filter = LoanFilter {
         user_id: None,
-        status,
+        status: filter.status,
+        bucket: filter.bucket,
     };
     list(
         state.list_reader(permit.actor().id).await,
         filter,
         page,
         after,
+        state.today(),
     )
     .await
 }
 
-/// Loans newest first, without schedules.
+/// Loans newest first, without schedules, as of `today`. A bucket is a
+/// range of the oldest unpaid due date of active loans: the partial
+/// indexes on `(next_due_date, id)` and `(user_id, next_due_date, id)`
+/// serve it.
 async fn list(
     connection: &impl ConnectionTrait,
     filter: LoanFilter,
     page: &PageRequest,
     after: Option<Uuid>,
+    today: NaiveDate,
 ) -> AppResult<Page<LoanView>> {
     let mut query = loan::Entity::find()
         .order_by_desc(loan::Column::Id)
@@ -247,6 +275,17 @@ async fn list(
     if let Some(status) = filter.status {
         query = query.filter(loan::Column::Status.eq(status));
     }
+    if let Some(bucket) = filter.bucket {
+        // The same words as the partial indexes' predicate.
+        query = query.filter(Expr::cust("status IN ('APPROVED', 'OVERDUE')"));
+        let (from, to) = delinquency::due_dates_in(bucket, today);
+        if let Some(from) = from {
+            query = query.filter(loan::Column::NextDueDate.gte(from));
+        }
+        if let Some(to) = to {
+            query = query.filter(loan::Column::NextDueDate.lte(to));
+        }
+    }
     if let Some(after) = after {
         query = query.filter(loan::Column::Id.lt(after));
     }
@@ -255,7 +294,7 @@ async fn list(
         rows,
         page,
         |l| vec![l.id.to_string()],
-        |l| LoanView::new(l, None),
+        |l| LoanView::new(l, None, today),
     ))
 }
 
@@ -400,6 +439,7 @@ pub async fn approve(
     Ok(LoanView::new(
         reconciliation.loan,
         Some(reconciliation.rows),
+        today,
     ))
 }
 
@@ -534,7 +574,7 @@ pub async fn reject(
     .await?;
     transaction.commit().await?;
     state.cache.invalidate(CacheKind::Loan, loan.id).await;
-    Ok(LoanView::new(loan, Some(Vec::new())))
+    Ok(LoanView::new(loan, Some(Vec::new()), state.today()))
 }
 
 /// The borrower withdraws their own application while it is pending.
@@ -574,5 +614,5 @@ pub async fn cancel(
     .await?;
     transaction.commit().await?;
     state.cache.invalidate(CacheKind::Loan, loan.id).await;
-    Ok(LoanView::new(loan, Some(Vec::new())))
+    Ok(LoanView::new(loan, Some(Vec::new()), state.today()))
 }

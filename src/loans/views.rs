@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::entities::{InstallmentStatus, LoanStatus, installment, loan};
+use crate::enums::DelinquencyBucket;
+use crate::ledger::delinquency;
 use crate::money::{Money, Percent};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,6 +33,13 @@ pub struct LoanView {
     pub penalties_outstanding: Money,
     /// Due date of the oldest installment not fully paid.
     pub next_due_date: Option<NaiveDate>,
+    /// Today − the oldest due date among installments not fully paid and
+    /// due before today; 0 if none, and for a loan that is not APPROVED or
+    /// OVERDUE.
+    pub days_past_due: i64,
+    /// `CURRENT`, `1-30`, `31-60`, `61-90` or `91+` by `daysPastDue`;
+    /// `null` for a loan that is not APPROVED or OVERDUE.
+    pub delinquency_bucket: Option<DelinquencyBucket>,
     pub approved_by: Option<Uuid>,
     #[serde(with = "crate::http::format::timestamp::option")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -63,8 +72,19 @@ pub struct InstallmentView {
 }
 
 impl LoanView {
-    pub fn new(loan: loan::Model, schedule: Option<Vec<installment::Model>>) -> LoanView {
+    /// The loan as seen on `today` (its days past due count from it).
+    pub fn new(
+        loan: loan::Model,
+        schedule: Option<Vec<installment::Model>>,
+        today: NaiveDate,
+    ) -> LoanView {
         let totals = loan.totals();
+        let (days_past_due, delinquency_bucket) = if loan.status.is_active() {
+            let days = delinquency::days_past_due(loan.next_due_date, today);
+            (days, Some(delinquency::bucket_of(days)))
+        } else {
+            (0, None)
+        };
         LoanView {
             id: loan.id,
             user_id: loan.user_id,
@@ -81,6 +101,8 @@ impl LoanView {
             outstanding: totals.outstanding(),
             penalties_outstanding: totals.penalties_outstanding(),
             next_due_date: loan.next_due_date,
+            days_past_due,
+            delinquency_bucket,
             approved_by: loan.approved_by,
             approved_at: loan.approved_at,
             rejection_reason: loan.rejection_reason,

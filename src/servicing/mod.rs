@@ -120,6 +120,8 @@ impl Reconciliation {
             after.paid_off_at,
             after.installment_minor,
             after.total_payable_minor,
+            after.principal_paid_minor,
+            after.interest_paid_minor,
         ) != (
             before.status,
             before.total_paid_minor,
@@ -129,6 +131,8 @@ impl Reconciliation {
             before.paid_off_at,
             before.installment_minor,
             before.total_payable_minor,
+            before.principal_paid_minor,
+            before.interest_paid_minor,
         )
     }
 
@@ -188,6 +192,8 @@ pub fn reconcile_with_ids(
     let mut penalties_paid_delta = Money::ZERO;
     let mut principal_delta = Money::ZERO;
     let mut interest_delta = Money::ZERO;
+    let mut principal_paid_delta = Money::ZERO;
+    let mut interest_paid_delta = Money::ZERO;
     for gone in &removed_rows {
         let before = gone.figures();
         // A fee goes with its installment: waived.
@@ -202,6 +208,8 @@ pub fn reconcile_with_ids(
             });
         }
         paid_delta -= before.paid.total();
+        principal_paid_delta -= before.paid.principal;
+        interest_paid_delta -= before.paid.interest;
         penalties_delta -= before.due.penalty;
         penalties_paid_delta -= before.paid.penalty;
         principal_delta -= before.due.principal;
@@ -246,12 +254,16 @@ pub fn reconcile_with_ids(
         };
         if existing.is_some() {
             paid_delta += after.paid.total() - before.paid.total();
+            principal_paid_delta += after.paid.principal - before.paid.principal;
+            interest_paid_delta += after.paid.interest - before.paid.interest;
             penalties_delta += after.penalty - before.due.penalty;
             penalties_paid_delta += after.paid.penalty - before.paid.penalty;
             principal_delta += after.principal - before.due.principal;
             interest_delta += after.interest - before.due.interest;
         } else {
             paid_delta += after.paid.total();
+            principal_paid_delta += after.paid.principal;
+            interest_paid_delta += after.paid.interest;
             penalties_delta += after.penalty;
             penalties_paid_delta += after.paid.penalty;
             principal_delta += after.principal;
@@ -288,6 +300,11 @@ pub fn reconcile_with_ids(
     let prepaid_delta = Money::ZERO - principal_delta;
     let mut next_loan = loan.clone();
     next_loan.total_paid_minor = (loan.totals().total_paid + paid_delta + prepaid_delta).minor();
+    next_loan.principal_paid_minor =
+        (Money::from_minor(loan.principal_paid_minor) + principal_paid_delta + prepaid_delta)
+            .minor();
+    next_loan.interest_paid_minor =
+        (Money::from_minor(loan.interest_paid_minor) + interest_paid_delta).minor();
     next_loan.penalties_minor = (loan.totals().penalties + penalties_delta).minor();
     next_loan.penalties_paid_minor = (loan.totals().penalties_paid + penalties_paid_delta).minor();
     next_loan.total_payable_minor =
@@ -417,6 +434,8 @@ pub async fn store(
             penalties_paid_minor: Set(loan.penalties_paid_minor),
             installment_minor: Set(loan.installment_minor),
             total_payable_minor: Set(loan.total_payable_minor),
+            principal_paid_minor: Set(loan.principal_paid_minor),
+            interest_paid_minor: Set(loan.interest_paid_minor),
             next_due_date: Set(loan.next_due_date),
             paid_off_at: Set(loan.paid_off_at),
             updated_at: Set(now),
@@ -862,7 +881,9 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
                 loan.penalties_minor,
                 loan.penalties_paid_minor,
                 loan.installment_minor,
-                loan.total_payable_minor
+                loan.total_payable_minor,
+                loan.principal_paid_minor,
+                loan.interest_paid_minor
             ),
             (
                 reconciliation.loan.status,
@@ -870,7 +891,9 @@ pub async fn verify_books(state: &AppState, loan_id: Uuid) -> anyhow::Result<Vec
                 reconciliation.loan.penalties_minor,
                 reconciliation.loan.penalties_paid_minor,
                 reconciliation.loan.installment_minor,
-                reconciliation.loan.total_payable_minor
+                reconciliation.loan.total_payable_minor,
+                reconciliation.loan.principal_paid_minor,
+                reconciliation.loan.interest_paid_minor
             )
         ));
     }
@@ -968,6 +991,8 @@ mod tests {
             paid_off_at: None,
             created_at: at(approved),
             updated_at: at(approved),
+            principal_paid_minor: 0,
+            interest_paid_minor: 0,
         }
     }
 
@@ -1050,7 +1075,19 @@ mod tests {
         )
     }
 
-    fn loan_fields(loan: &loan::Model) -> (LoanStatus, i64, i64, i64, i64, i64, Option<NaiveDate>) {
+    type LoanFields = (
+        LoanStatus,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<NaiveDate>,
+    );
+
+    fn loan_fields(loan: &loan::Model) -> LoanFields {
         (
             loan.status,
             loan.total_paid_minor,
@@ -1058,6 +1095,8 @@ mod tests {
             loan.penalties_paid_minor,
             loan.installment_minor,
             loan.total_payable_minor,
+            loan.principal_paid_minor,
+            loan.interest_paid_minor,
             loan.next_due_date,
         )
     }
@@ -1214,6 +1253,20 @@ mod tests {
                 prop_assert_eq!(shown.loan.total_payable_minor, principal + interest);
                 let owed: Money = shown.rows.iter().map(|row| row.figures().still_owed()).sum();
                 prop_assert_eq!(shown.outstanding(), owed);
+                // What the portfolio report sums: principal paid is what no
+                // installment owes any more; interest paid, what they record.
+                let unpaid_principal: i64 = shown
+                    .rows
+                    .iter()
+                    .map(|row| row.principal_minor - row.principal_paid_minor)
+                    .sum();
+                prop_assert_eq!(shown.loan.principal_paid_minor, principal - unpaid_principal);
+                let interest_paid: i64 = shown.rows.iter().map(|row| row.interest_paid_minor).sum();
+                prop_assert_eq!(shown.loan.interest_paid_minor, interest_paid);
+                prop_assert_eq!(
+                    shown.loan.principal_paid_minor + shown.loan.interest_paid_minor + shown.loan.penalties_paid_minor,
+                    total
+                );
             }
         }
     }

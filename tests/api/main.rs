@@ -11,6 +11,7 @@ mod loans;
 mod notifications;
 mod operations;
 mod payments;
+mod portfolio;
 mod processes;
 mod reliability;
 mod replica;

@@ -279,14 +279,28 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
         for target in panel["targets"].as_array().expect("targets") {
             let expression = target["expr"].as_str().expect("expr");
             for token in expression.split(|c: char| !(c.is_ascii_lowercase() || c == '_')) {
-                let metric = ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .fold(token, |name, suffix| {
-                        name.strip_suffix(suffix).unwrap_or(name)
-                    });
-                let is_metric = ["_total", "_seconds", "_connections", "_pending", "_depth"]
-                    .iter()
-                    .any(|suffix| metric.ends_with(suffix));
+                // A histogram's series end in _bucket, _sum, _count; the
+                // delinquency gauge is named by its label.
+                let metric = if token.ends_with("_by_bucket") {
+                    token
+                } else {
+                    ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .fold(token, |name, suffix| {
+                            name.strip_suffix(suffix).unwrap_or(name)
+                        })
+                };
+                let is_metric = [
+                    "_total",
+                    "_seconds",
+                    "_connections",
+                    "_pending",
+                    "_depth",
+                    "_minor",
+                    "_by_bucket",
+                ]
+                .iter()
+                .any(|suffix| metric.ends_with(suffix));
                 if is_metric {
                     charted.push(metric.to_owned());
                 }
@@ -294,6 +308,13 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
         }
     }
     assert!(charted.len() > 10, "{charted:?}");
+    // The delinquency row.
+    for metric in ["loans_by_bucket", "principal_outstanding_minor"] {
+        assert!(
+            charted.iter().any(|m| m == metric),
+            "{metric} is not charted"
+        );
+    }
     for metric in charted {
         assert!(
             documented.contains(&format!("`{metric}`")),

@@ -367,6 +367,8 @@ async fn a_write_referring_to_a_vanished_row_is_a_conflict() {
         total_paid_minor: Set(0),
         penalties_minor: Set(0),
         penalties_paid_minor: Set(0),
+        principal_paid_minor: Set(0),
+        interest_paid_minor: Set(0),
         next_due_date: Set(None),
         first_due_date: Set(None),
         approved_by: Set(None),

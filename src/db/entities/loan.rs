@@ -31,6 +31,10 @@ pub struct Model {
     pub paid_off_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Principal its posted payments paid, a prepayment's excess included.
+    pub principal_paid_minor: i64,
+    /// Interest its posted payments paid.
+    pub interest_paid_minor: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

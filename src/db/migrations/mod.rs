@@ -7,6 +7,7 @@ mod m20261125_000001_initial_schema;
 mod m20261127_000001_user_change_notices;
 mod m20261128_000001_servicing_ledger;
 mod m20261129_000001_installment_identity;
+mod m20261130_000001_delinquency;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_user_change_notices::Migration),
             Box::new(m20261128_000001_servicing_ledger::Migration),
             Box::new(m20261129_000001_installment_identity::Migration),
+            Box::new(m20261130_000001_delinquency::Migration),
         ]
     }
 }
