@@ -22,6 +22,24 @@ SET value_date = (paid_at AT TIME ZONE 'UTC')::date,
     current_penalty_minor = penalty_minor
 WHERE value_date = '1970-01-01';
 
+-- What each loan's payments paid of principal and interest (issue 16),
+-- as the migration fills it in for an existing database.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'loans' AND column_name = 'principal_paid_minor') THEN
+        UPDATE loans l SET
+            principal_paid_minor = l.principal_minor - s.unpaid,
+            interest_paid_minor = s.interest_paid
+        FROM (SELECT loan_id, SUM(principal_minor - principal_paid_minor) AS unpaid,
+                     SUM(interest_paid_minor) AS interest_paid
+              FROM installments GROUP BY loan_id) s
+        WHERE l.id = s.loan_id;
+    END IF;
+END $$;
+-- The loans just rewritten, compacted as freshly seeded ones are.
+VACUUM FULL ANALYZE loans;
+
 VACUUM ANALYZE approved_installments;
 -- The UPDATE above left a dead copy of every payment row and index entry:
 -- rewrite the table compactly, as a freshly seeded one is.
