@@ -71,8 +71,12 @@ echo "| request | median ms | p90 ms | max ms |"
 echo "|---|---|---|---|"
 time_requests "GET /reports/portfolio" "$BASE/reports/portfolio" -H "authorization: Bearer $TOKEN"
 time_requests "GET /reports/portfolio (text/csv)" "$BASE/reports/portfolio" -H "authorization: Bearer $TOKEN" -H 'accept: text/csv'
-time_requests "GET /loans?bucket=91%2B&limit=20" "$BASE/loans?bucket=91%2B&limit=20" -H "authorization: Bearer $TOKEN"
-time_requests "GET /loans?bucket=1-30&limit=20" "$BASE/loans?bucket=1-30&limit=20" -H "authorization: Bearer $TOKEN"
+for bucket in CURRENT 1-30 31-60 91%2B; do
+    loans=$(curl -fsS "$BASE/reports/portfolio" -H "authorization: Bearer $TOKEN" | python3 -c "
+import json, sys
+print({row['bucket']: row['loans'] for row in json.load(sys.stdin)['buckets']}['${bucket/\%2B/+}'])")
+    time_requests "GET /loans?bucket=$bucket&limit=20 ($loans loans in it)" "$BASE/loans?bucket=$bucket&limit=20" -H "authorization: Bearer $TOKEN"
+done
 cli_started=$(date +%s%N)
 "$BIN" report portfolio --format csv > /dev/null
 echo "| loan-tracker report portfolio (process start to exit) | $(( ($(date +%s%N) - cli_started) / 1000000 )) | | |"
@@ -90,6 +94,9 @@ SELECT CASE WHEN next_due_date IS NULL OR next_due_date >= CURRENT_DATE THEN 'CU
   WHEN next_due_date >= CURRENT_DATE - 90 THEN '61-90' ELSE '91+' END,
   COUNT(*), CAST(COALESCE(SUM(principal_minor - principal_paid_minor), 0) AS BIGINT)
 FROM loans WHERE status IN ('APPROVED', 'OVERDUE') GROUP BY 1"
-$PG -d $DB -c "EXPLAIN (COSTS OFF)
+for range in "next_due_date <= CURRENT_DATE - 91" \
+             "next_due_date BETWEEN CURRENT_DATE - 60 AND CURRENT_DATE - 31"; do
+    $PG -d $DB -c "EXPLAIN (ANALYZE, COSTS OFF)
 SELECT * FROM loans WHERE status IN ('APPROVED', 'OVERDUE')
-  AND next_due_date <= CURRENT_DATE - 91 ORDER BY id DESC LIMIT 21"
+  AND $range ORDER BY id DESC LIMIT 21"
+done

@@ -81,11 +81,11 @@ impl CacheKind {
     /// Marks the shape of a kind's stored text in its key, so that
     /// instances of two versions (during a rolling upgrade) never read
     /// each other's entries: a loan entry carries its day since the
-    /// servicing ledger.
+    /// servicing ledger (v2), and its days past due since delinquency (v3).
     fn value_format(self) -> &'static str {
         match self {
             CacheKind::User => "",
-            CacheKind::Loan => "v2:",
+            CacheKind::Loan => "v3:",
         }
     }
 

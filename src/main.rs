@@ -204,13 +204,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Report {
             command: ReportCommand::Portfolio { format },
         } => {
-            let state = startup::build_state(config, startup::system_clock()).await?;
-            let report = loan_tracker::reports::portfolio(
-                &state.db.write,
-                state.today(),
-                &state.config.currency,
-            )
-            .await?;
+            // A report only reads: no migrations, no bootstrap admin (it can
+            // run with a read-only role; after an upgrade, `migrate` first).
+            let db = loan_tracker::db::Db::connect(&config)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
+            let today = loan_tracker::clock::local_date(chrono::Utc::now(), config.timezone);
+            let report =
+                loan_tracker::reports::portfolio(&db.read, today, &config.currency).await?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
                 ReportFormat::Csv => print!("{}", loan_tracker::reports::csv(&report)),

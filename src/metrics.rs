@@ -18,8 +18,8 @@
 //! | `email_queue_depth` | — | queued emails not yet sent, sampled |
 //! | `loans_applied_total`, `loans_approved_total` | — | business events |
 //! | `payments_total`, `payments_amount_minor_total` | currency | payments and their sum in minor units |
-//! | `loans_by_bucket` | bucket (CURRENT, 1-30, 31-60, 61-90, 91+) | APPROVED/OVERDUE loans per delinquency bucket, refreshed by `overdue-check` |
-//! | `principal_outstanding_minor` | bucket | their principal not yet repaid, in minor units, refreshed by `overdue-check` |
+//! | `loans_by_bucket` | bucket (CURRENT, 1-30, 31-60, 61-90, 91+) | APPROVED/OVERDUE loans per delinquency bucket, refreshed by `overdue-check` and sampled at scrape |
+//! | `principal_outstanding_minor` | bucket | their principal not yet repaid, in minor units, likewise |
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -162,13 +162,18 @@ pub fn record_cache_result(cache: &'static str, result: &'static str) {
 
 /// The Prometheus text for a scrape, after sampling the gauges of `db`
 /// (its read pool too when it has one of its own: a replica, or SQLite's
-/// separate reader pool).
-pub async fn render(db: &Db, has_read_replica: bool) -> String {
+/// separate reader pool), and the delinquency gauges as of `today`: every
+/// instance reports the book as it is, not as it was when this one last
+/// ran `overdue-check` (which refreshes them too).
+pub async fn render(db: &Db, has_read_replica: bool, today: chrono::NaiveDate) -> String {
     sample_pool(&db.write, "write");
     if has_read_replica || !db.is_postgres() {
         sample_pool(&db.read, "read");
     }
     sample_queue(&db.read).await;
+    if let Ok(buckets) = crate::reports::bucket_rows(&db.read, today).await {
+        crate::reports::publish(&buckets);
+    }
     install().map(PrometheusHandle::render).unwrap_or_default()
 }
 

@@ -134,7 +134,12 @@ pub fn operations_router(state: AppState) -> Router {
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {
-    let body = crate::metrics::render(&state.db, state.config.database_read_url.is_some()).await;
+    let body = crate::metrics::render(
+        &state.db,
+        state.config.database_read_url.is_some(),
+        state.today(),
+    )
+    .await;
     axum::response::IntoResponse::into_response((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -280,7 +280,14 @@ async fn list(
         query = query.filter(Expr::cust("status IN ('APPROVED', 'OVERDUE')"));
         let (from, to) = delinquency::due_dates_in(bucket, today);
         if let Some(from) = from {
-            query = query.filter(loan::Column::NextDueDate.gte(from));
+            let mut on_or_after =
+                sea_orm::Condition::any().add(loan::Column::NextDueDate.gte(from));
+            if bucket == DelinquencyBucket::Current {
+                // An active loan without an unpaid due date (none should
+                // exist) is current, as the report and the loan say.
+                on_or_after = on_or_after.add(loan::Column::NextDueDate.is_null());
+            }
+            query = query.filter(on_or_after);
         }
         if let Some(to) = to {
             query = query.filter(loan::Column::NextDueDate.lte(to));

@@ -12,7 +12,10 @@ pub mod handlers;
 
 use chrono::{Days, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, IsolationLevel,
+    Statement, TransactionTrait, Value,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -145,9 +148,32 @@ pub async fn bucket_rows(
     Ok(buckets)
 }
 
-/// The report on `today` (one statement per status and one per bucket
-/// grouping; nothing loaded per loan).
+/// The report on `today`, its two statements (per status, per bucket;
+/// nothing loaded per loan) reading one snapshot of the book: a payment
+/// committing between them cannot show in one figure and not the other.
 pub async fn portfolio(
+    database: &DatabaseConnection,
+    today: NaiveDate,
+    currency: &str,
+) -> Result<PortfolioReport, DbErr> {
+    // SQLite's read transaction is a snapshot from its first read;
+    // PostgreSQL needs REPEATABLE READ for one.
+    let transaction = if database.get_database_backend() == DatabaseBackend::Postgres {
+        database
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+    } else {
+        database.begin().await?
+    };
+    let report = figures(&transaction, today, currency).await;
+    transaction.rollback().await?;
+    report
+}
+
+async fn figures(
     connection: &impl ConnectionTrait,
     today: NaiveDate,
     currency: &str,

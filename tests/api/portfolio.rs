@@ -216,6 +216,7 @@ async fn every_bucket_boundary_and_the_portfolio_it_makes() {
     let csv = csv_of(&app, &admin).await;
     csv.assert_status(200);
     assert_eq!(csv.header("content-type"), Some("text/csv"));
+    assert_eq!(csv.header("vary"), Some("accept"));
     assert_eq!(
         csv.text,
         "bucket,loans,principalOutstanding\n\
@@ -226,10 +227,17 @@ async fn every_bucket_boundary_and_the_portfolio_it_makes() {
          91+,1,1000.00\n"
     );
 
-    // A borrower sees no portfolio.
+    // A borrower sees no portfolio, and no one else's loans by bucket.
     app.get("/reports/portfolio", &borrower.token)
         .await
         .assert_problem(403);
+    let stranger = app.register("stranger").await;
+    app.get(
+        &format!("/loans/user/{}?bucket=91%2B", borrower.id),
+        &stranger.token,
+    )
+    .await
+    .assert_problem(403);
 }
 
 async fn csv_of(app: &TestApp, user: &TestUser) -> TestResponse {
@@ -346,7 +354,7 @@ async fn the_report_moves_exactly_with_a_payment_a_reversal_and_a_backdated_paym
 }
 
 #[tokio::test]
-async fn overdue_check_refreshes_the_delinquency_gauges() {
+async fn the_delinquency_gauges_are_exported_after_overdue_check() {
     let app = TestApp::spawn().await;
     let borrower = app.register("borrower").await;
     let admin = app.admin().await;
@@ -354,8 +362,9 @@ async fn overdue_check_refreshes_the_delinquency_gauges() {
     app.run_job(&admin, "overdue-check", "2026-01-15").await;
     let scrape = app.call(Method::GET, "/metrics", None, None).await;
     scrape.assert_status(200);
-    // The recorder is shared by every test in this process, so only the
-    // series are checked here; the figures are the report's, tested above.
+    // The job sets them, and so does every scrape. The recorder is shared
+    // by every test in this process, so only the series are checked here;
+    // the figures are the report's, tested above.
     for bucket in ["CURRENT", "1-30", "31-60", "61-90", "91+"] {
         for gauge in ["loans_by_bucket", "principal_outstanding_minor"] {
             let series = format!("{gauge}{{bucket=\"{bucket}\"}} ");
@@ -413,4 +422,57 @@ async fn the_cli_prints_the_same_report_as_json_or_csv() {
     assert_eq!(printed["par90"], "1.0000");
     let bad = run("xml").await.expect("run the CLI");
     assert!(!bad.status.success());
+}
+
+#[tokio::test]
+async fn a_prepayment_and_a_settlement_move_the_report_by_the_principal_they_repay() {
+    let app = TestApp::spawn().await;
+    let (borrower, admin, loan_id) = app.golden_loan().await;
+    let manager = app.manager().await;
+    app.clock.set(moment("2026-02-15"));
+    // #1 (788.49 + 100.00) and 2000.00 prepaid: 7211.51 of principal left,
+    // owed by installments #2–#10 (tests/golden/reamortize.py).
+    pay_with(
+        &app,
+        &borrower,
+        loan_id,
+        json!({ "amount": "2888.49", "excess": "REDUCE_TERM" }),
+    )
+    .await
+    .assert_status(201);
+    let prepaid = report(&app, &manager).await;
+    assert_eq!(prepaid["principalOutstanding"], "7211.51");
+    assert_eq!(prepaid["interestCollected"], "100.00");
+    assert_eq!(
+        buckets(&prepaid)[0],
+        ("CURRENT".to_owned(), 1, "7211.51".to_owned())
+    );
+
+    // Settled on 2026-03-01: 7211.51 + #2's accrued 36.06
+    // (tests/golden/payoff.py); nothing outstanding, the rest waived.
+    app.clock.set(moment("2026-03-01"));
+    let settled = app
+        .send(crate::servicing::post_request(
+            &format!("/loans/{loan_id}/settle"),
+            &borrower.token,
+            &json!({ "amount": "7247.57" }),
+            None,
+        ))
+        .await;
+    settled.assert_status(201);
+    let closed = report(&app, &manager).await;
+    assert_eq!(closed["loansByStatus"]["PAID"], 1);
+    assert_eq!(closed["principalDisbursed"], "10000.00");
+    assert_eq!(closed["principalOutstanding"], "0.00");
+    assert_eq!(closed["interestCollected"], "136.06");
+    assert_eq!(closed["par30"], "0.0000");
+    assert!(buckets(&closed).iter().all(|(_, loans, _)| *loans == 0));
+
+    // Reversing the settlement reopens the loan: 7211.51 outstanding again.
+    reverse(&app, &admin, &id_of(&settled.body), "recalled")
+        .await
+        .assert_status(200);
+    let reopened = report(&app, &manager).await;
+    assert_eq!(reopened["principalOutstanding"], "7211.51");
+    assert_eq!(reopened["interestCollected"], "100.00");
 }
