@@ -227,6 +227,14 @@ impl LedgerState {
         }
     }
 
+    /// How the payment `id` is allocated in this state.
+    pub fn split_of(&self, id: Uuid) -> Option<&PaymentSplit> {
+        self.payments
+            .iter()
+            .find(|applied| applied.id == id)
+            .map(|applied| &applied.split)
+    }
+
     /// Everything still owed.
     pub fn outstanding(&self) -> Money {
         self.installments.iter().map(|row| row.owed().total()).sum()

@@ -343,11 +343,7 @@ async fn append_payment(
     let state = servicing::state_of(rows, terms)
         .append(&posting, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
-    let split = state
-        .payments
-        .last()
-        .map(|applied| applied.split.clone())
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
+    let split = applied_split(&state, posting.id)?;
     let reconciliation =
         servicing::reconcile(loan, rows, &state, today, now).map_err(AppError::internal)?;
     servicing::store(transaction, loan, &reconciliation, now).await?;
@@ -385,12 +381,7 @@ async fn replay_with_payment(
     };
     let state = servicing::replay_loan(&history, Some(posting), None, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
-    let split = state
-        .payments
-        .iter()
-        .find(|applied| applied.id == posting.id)
-        .map(|applied| applied.split.clone())
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))?;
+    let split = applied_split(&state, posting.id)?;
     let reconciliation =
         servicing::reconcile_with_ids(loan, rows, &state, today, now, &history.installment_ids)
             .map_err(AppError::internal)?;
@@ -405,6 +396,14 @@ async fn replay_with_payment(
         split,
         allocations_written_by_replay: true,
     })
+}
+
+/// The portions of `payment_id` in `state`, which has just applied it.
+fn applied_split(state: &LedgerState, payment_id: Uuid) -> AppResult<PaymentSplit> {
+    state
+        .split_of(payment_id)
+        .cloned()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the payment was not applied")))
 }
 
 /// A payment the ledger cannot take: more than the loan owes, either at
