@@ -465,8 +465,46 @@ pub fn replay(
     Ok(state)
 }
 
+/// What the ledger's and the servicing module's property tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The three policies a payment may ask for (a settlement has its own
+    /// operation).
+    pub fn policies() -> impl Strategy<Value = ExcessPolicy> {
+        prop_oneof![
+            Just(ExcessPolicy::NextInstallments),
+            Just(ExcessPolicy::ReduceTerm),
+            Just(ExcessPolicy::ReduceInstallment),
+        ]
+    }
+
+    /// A loan of `principal` minor units at `rate` over `term` months as
+    /// `build_schedule` approves it, first due 2026-02-15.
+    pub fn approved_loan(
+        principal: i64,
+        rate: Percent,
+        term: u32,
+    ) -> (Vec<ApprovedInstallment>, LoanTerms) {
+        let due = NaiveDate::from_ymd_opt(2026, 2, 15).expect("date");
+        let schedule =
+            crate::schedule::build_schedule(Money::from_minor(principal), rate, term, due, 15)
+                .expect("schedule");
+        let approved: Vec<ApprovedInstallment> = schedule
+            .installments
+            .iter()
+            .map(ApprovedInstallment::from)
+            .collect();
+        let terms = LoanTerms::approved(&approved, rate);
+        (approved, terms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{approved_loan, policies};
     use super::*;
     use crate::ledger::payoff::payoff_quote;
     use proptest::prelude::*;
@@ -757,20 +795,7 @@ mod tests {
     #[test]
     fn relevelling_a_shortened_schedule_costs_interest() {
         let rate = Percent::parse("1").expect("rate");
-        let built = crate::schedule::build_schedule(
-            Money::from_minor(31_548),
-            rate,
-            3,
-            date("2026-02-15"),
-            15,
-        )
-        .expect("schedule");
-        let approved: Vec<ApprovedInstallment> = built
-            .installments
-            .iter()
-            .map(ApprovedInstallment::from)
-            .collect();
-        let terms = LoanTerms::approved(&approved, rate);
+        let (approved, terms) = approved_loan(31_548, rate, 3);
         let shorter = Posting {
             excess: ExcessPolicy::ReduceTerm,
             ..posting(1, 3_637, "2026-01-19")
@@ -786,7 +811,8 @@ mod tests {
         assert_eq!(total_interest(&after_term), Money::from_minor(43));
         assert_eq!(total_interest(&after_both), Money::from_minor(47));
         // Still less than the loan as approved.
-        assert_eq!(built.total_interest(), Money::from_minor(53));
+        let approved_interest: Money = approved.iter().map(|row| row.interest).sum();
+        assert_eq!(approved_interest, Money::from_minor(53));
     }
 
     /// What happens to a loan, one operation at a time.
@@ -802,14 +828,6 @@ mod tests {
         SettleToday,
         /// A posted payment is reversed: the loan is replayed.
         Reverse(usize),
-    }
-
-    fn policies() -> impl Strategy<Value = ExcessPolicy> {
-        prop_oneof![
-            Just(ExcessPolicy::NextInstallments),
-            Just(ExcessPolicy::ReduceTerm),
-            Just(ExcessPolicy::ReduceInstallment),
-        ]
     }
 
     fn operations() -> impl Strategy<Value = Vec<Operation>> {
@@ -835,22 +853,11 @@ mod tests {
             1u32..9,
         )
             .prop_map(|(principal, rate, term)| {
-                let rate = Percent::parse(&rate.to_string()).expect("rate");
-                let schedule = crate::schedule::build_schedule(
-                    Money::from_minor(principal),
-                    rate,
+                approved_loan(
+                    principal,
+                    Percent::parse(&rate.to_string()).expect("rate"),
                     term,
-                    date("2026-02-15"),
-                    15,
                 )
-                .expect("schedule");
-                let approved: Vec<ApprovedInstallment> = schedule
-                    .installments
-                    .iter()
-                    .map(ApprovedInstallment::from)
-                    .collect();
-                let terms = LoanTerms::approved(&approved, rate);
-                (approved, terms)
             })
     }
 

@@ -950,6 +950,7 @@ mod tests {
 
     use super::*;
     use crate::enums::ExcessPolicy;
+    use crate::ledger::replay::fixtures::{approved_loan, policies};
     use crate::ledger::replay::replay;
     use proptest::prelude::*;
 
@@ -1111,14 +1112,6 @@ mod tests {
         Reverse(usize),
     }
 
-    fn policies() -> impl Strategy<Value = ExcessPolicy> {
-        prop_oneof![
-            Just(ExcessPolicy::NextInstallments),
-            Just(ExcessPolicy::ReduceTerm),
-            Just(ExcessPolicy::ReduceInstallment),
-        ]
-    }
-
     proptest! {
         #[test]
         fn stored_rows_always_read_as_a_fresh_replay(
@@ -1139,14 +1132,9 @@ mod tests {
             };
             let approved_on = date("2026-01-15");
             let rate = Percent::parse(&rate.to_string()).expect("rate");
-            let built = crate::schedule::build_schedule(
-                Money::from_minor(principal), rate, term, date("2026-02-15"), 15,
-            ).expect("schedule");
-            let schedule: Vec<ApprovedInstallment> =
-                built.installments.iter().map(ApprovedInstallment::from).collect();
-            let terms = LoanTerms::approved(&schedule, rate);
+            let (schedule, terms) = approved_loan(principal, rate, term);
             let loan = loan::Model {
-                installment_minor: built.installment_amount.minor(),
+                installment_minor: terms.installment_amount.minor(),
                 ..loan_row(&schedule, approved_on)
             };
             let mut stored = Stored {
