@@ -2,10 +2,12 @@
 //! transaction as the change, and read back by administrators.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::sea_query::InsertStatement;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::db::batch::WriteBatch;
 use crate::db::entities::audit_log;
 use crate::http::client::RequestMeta;
 
@@ -68,18 +70,52 @@ pub async fn record_many(
     meta: Option<&RequestMeta>,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    let per_statement = crate::db::rows_per_statement(connection.get_database_backend(), COLUMNS);
+    for statement in inserts(connection.get_database_backend(), entries, meta, now) {
+        connection.execute(&statement).await?;
+    }
+    Ok(())
+}
+
+/// Adds `entry` to `batch`, to be written with the change it records.
+pub fn push(
+    batch: &mut WriteBatch,
+    entry: AuditEntry,
+    meta: Option<&RequestMeta>,
+    now: DateTime<Utc>,
+) {
+    push_many(batch, vec![entry], meta, now);
+}
+
+/// Adds entries to `batch`, to be written with the change they record.
+pub fn push_many(
+    batch: &mut WriteBatch,
+    entries: Vec<AuditEntry>,
+    meta: Option<&RequestMeta>,
+    now: DateTime<Utc>,
+) {
+    for statement in inserts(batch.backend(), entries, meta, now) {
+        batch.insert(statement);
+    }
+}
+
+/// The inserts of `entries`, as many rows a statement as `backend` binds.
+fn inserts(
+    backend: DbBackend,
+    entries: Vec<AuditEntry>,
+    meta: Option<&RequestMeta>,
+    now: DateTime<Utc>,
+) -> Vec<InsertStatement> {
+    let per_statement = crate::db::rows_per_statement(backend, COLUMNS);
     let mut rows = entries
         .into_iter()
         .map(|entry| row(entry, meta, now))
         .peekable();
+    let mut statements = Vec::new();
     while rows.peek().is_some() {
         let chunk: Vec<audit_log::ActiveModel> = rows.by_ref().take(per_statement).collect();
-        audit_log::Entity::insert_many(chunk)
-            .exec_without_returning(connection)
-            .await?;
+        statements.push(audit_log::Entity::insert_many(chunk).into_query());
     }
-    Ok(())
+    statements
 }
 
 /// The columns [`row`] sets.

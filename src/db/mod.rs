@@ -17,6 +17,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::config::{Config, DatabaseKind, DatabaseUrl};
 
+pub mod batch;
 pub mod entities;
 pub mod migrations;
 

@@ -431,9 +431,9 @@ pub async fn approve(
         .map_err(AppError::internal)?;
     let reconciliation = servicing::reconcile(&loan, &installments, &up_to_date, today, now)
         .map_err(AppError::internal)?;
-    servicing::store(&transaction, &loan, &reconciliation, now).await?;
-    servicing::announce(
+    servicing::write_changes(
         &transaction,
+        &loan,
         &reconciliation,
         Some(actor.id),
         Some(meta),

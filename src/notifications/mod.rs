@@ -3,10 +3,11 @@
 //! through `/notifications`, and delivered by email through the queue.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::sea_query::{InsertStatement, OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryTrait};
 use uuid::Uuid;
 
+use crate::db::batch::WriteBatch;
 use crate::db::entities::{NotificationKind, notification};
 
 pub mod delivery;
@@ -39,6 +40,11 @@ pub async fn write(
     Ok(())
 }
 
+/// Adds a notification to `batch`.
+pub fn push(batch: &mut WriteBatch, new: NewNotification, now: DateTime<Utc>) {
+    batch.insert(notification::Entity::insert(row(new, now)).into_query());
+}
+
 /// Writes a notification carrying a `dedup_key` unless one with that key
 /// exists; returns whether it was written. Jobs use this so that running
 /// them twice cannot notify twice.
@@ -58,21 +64,43 @@ pub async fn write_many_once(
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
     let mut written = 0;
-    // Eleven columns a row: as many rows a statement as the backend binds.
-    let per_statement = crate::db::rows_per_statement(connection.get_database_backend(), COLUMNS);
-    let mut rows = news.into_iter().map(|new| row(new, now)).peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<notification::ActiveModel> = rows.by_ref().take(per_statement).collect();
-        written += notification::Entity::insert_many(chunk)
-            .on_conflict(
-                OnConflict::column(notification::Column::DedupKey)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(connection)
-            .await?;
+    for statement in inserts_once(connection.get_database_backend(), news, now) {
+        written += connection.execute(&statement).await?.rows_affected();
     }
     Ok(written)
+}
+
+/// Adds deduplicated notifications to `batch` (as [`write_many_once`],
+/// without counting them).
+pub fn push_many_once(batch: &mut WriteBatch, news: Vec<NewNotification>, now: DateTime<Utc>) {
+    for statement in inserts_once(batch.backend(), news, now) {
+        batch.insert(statement);
+    }
+}
+
+/// The inserts of `news` that skip a `dedup_key` already written, as many
+/// rows a statement as `backend` binds.
+fn inserts_once(
+    backend: DbBackend,
+    news: Vec<NewNotification>,
+    now: DateTime<Utc>,
+) -> Vec<InsertStatement> {
+    let per_statement = crate::db::rows_per_statement(backend, COLUMNS);
+    let mut rows = news.into_iter().map(|new| row(new, now)).peekable();
+    let mut statements = Vec::new();
+    while rows.peek().is_some() {
+        let chunk: Vec<notification::ActiveModel> = rows.by_ref().take(per_statement).collect();
+        statements.push(
+            notification::Entity::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::column(notification::Column::DedupKey)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .into_query(),
+        );
+    }
+    statements
 }
 
 /// The columns [`row`] sets.

@@ -8,12 +8,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use axum::http::StatusCode;
 
+use crate::db::batch::WriteBatch;
 use crate::db::entities::idempotency_key;
 use crate::http::format::RawJson;
 
@@ -127,9 +128,9 @@ async fn insert_placeholder(
     Ok(inserted == 1)
 }
 
-/// Records the answer to replay for this key.
-pub async fn store_response(
-    connection: &impl ConnectionTrait,
+/// Adds to `batch` the answer to replay for this key.
+pub fn push_response(
+    batch: &mut WriteBatch,
     user_id: Uuid,
     key: &str,
     status: StatusCode,
@@ -142,8 +143,10 @@ pub async fn store_response(
         response_body: Set(body.as_text().into_owned()),
         ..Default::default()
     };
-    idempotency_key::Entity::update(row)
-        .exec(connection)
-        .await?;
+    batch.update(
+        idempotency_key::Entity::update(row)
+            .validate()?
+            .into_query(),
+    );
     Ok(())
 }

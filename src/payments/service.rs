@@ -15,7 +15,7 @@ use sea_orm::ExprTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Order,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -26,9 +26,10 @@ use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
+use crate::db::batch::WriteBatch;
 use crate::db::entities::{
-    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, installment,
-    loan, payment, payment_allocation,
+    ExcessPolicy, LoanStatus, NotificationKind, PaymentStatus, installment, loan, payment,
+    payment_allocation,
 };
 use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
@@ -41,7 +42,7 @@ use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
 use crate::policy::{self, Permit, ReversePayments};
-use crate::servicing::{self, Reconciliation};
+use crate::servicing::{self, InstallmentRows, Reconciliation};
 use axum::http::StatusCode;
 
 /// A validated payment request.
@@ -112,10 +113,19 @@ pub async fn record_payment(
         }
     }
 
-    let loan = lock_loan(&transaction, request.loan_id)
-        .await?
-        .filter(|loan| policy::may_see(actor, loan.user_id))
-        .ok_or(AppError::NotFound("Loan"))?;
+    // A payment valued today on the default policy touches only unpaid
+    // installments; a backdated one or a prepayment needs them all.
+    let wanted_rows =
+        if request.value_date.is_none() && request.excess == ExcessPolicy::NextInstallments {
+            InstallmentRows::Unpaid
+        } else {
+            InstallmentRows::All
+        };
+    let (loan, rows) =
+        servicing::lock_with_installments(&transaction, request.loan_id, wanted_rows)
+            .await?
+            .filter(|(loan, _)| policy::may_see(actor, loan.user_id))
+            .ok_or(AppError::NotFound("Loan"))?;
     if !loan.status.is_active() {
         return Err(AppError::Conflict(format!(
             "The loan is {}; only APPROVED or OVERDUE loans take payments.",
@@ -154,13 +164,20 @@ pub async fn record_payment(
         actor: actor.id,
         meta,
     };
+    // Everything written from here on waits in one batch, sent with a
+    // single round trip just before the commit.
+    let mut batch = WriteBatch::for_connection(&transaction);
     let recorded = if value_date == today {
-        append_payment(&transaction, &loan, posting, &occasion).await?
+        append_payment(&transaction, &mut batch, &loan, &rows, posting, &occasion).await?
     } else {
-        replay_with_payment(&transaction, &loan, posting, &occasion).await?
+        replay_with_payment(&transaction, &loan, &rows, posting, &occasion).await?
     };
-    let payment = insert_payment(&transaction, &loan, &recorded, &request, actor, now).await?;
+    let payment = payment_row(&loan, &recorded, &request, actor, now);
     if recorded.allocations_written_by_replay {
+        // The replay's allocations name this payment: it goes first.
+        payment::Entity::insert(payment::ActiveModel::from(payment.clone()))
+            .exec_without_returning(&transaction)
+            .await?;
         servicing::store_payment_portions(
             &transaction,
             &recorded.reconciliation.rows,
@@ -169,26 +186,28 @@ pub async fn record_payment(
         )
         .await?;
     } else {
-        insert_allocations(&transaction, &payment, &recorded).await?;
+        batch.insert(
+            payment::Entity::insert(payment::ActiveModel::from(payment.clone())).into_query(),
+        );
+        push_allocations(&mut batch, &payment, &recorded);
     }
     if request.excess == ExcessPolicy::Settlement {
-        announce_settlement(&transaction, &loan, &recorded, actor, meta, now).await?;
+        announce_settlement(&mut batch, &loan, &recorded, actor, meta, now);
     }
     servicing::announce(
-        &transaction,
+        &mut batch,
         &recorded.reconciliation,
         Some(actor.id),
         Some(meta),
         now,
-    )
-    .await?;
-    announce_payment(&transaction, &loan, &payment, actor, meta, now).await?;
+    );
+    announce_payment(&mut batch, &loan, &payment, actor, meta, now);
 
     let body = RawJson::of(&PaymentView::from(payment)).map_err(AppError::internal)?;
     if let Some(key) = &request.idempotency_key {
-        idempotency::store_response(&transaction, actor.id, key, StatusCode::CREATED, &body)
-            .await?;
+        idempotency::push_response(&mut batch, actor.id, key, StatusCode::CREATED, &body)?;
     }
+    batch.execute(&transaction).await?;
     transaction.commit().await?;
     state
         .cache
@@ -321,32 +340,32 @@ struct RecordedPayment {
 /// installment and the loan's terms, to reschedule or to quote.
 async fn append_payment(
     transaction: &DatabaseTransaction,
+    batch: &mut WriteBatch,
     loan: &loan::Model,
+    rows: &[installment::Model],
     posting: Posting,
     occasion: &Occasion<'_>,
 ) -> AppResult<RecordedPayment> {
     let Occasion {
         today, now, rule, ..
     } = *occasion;
-    let (rows, terms) = if posting.excess == ExcessPolicy::NextInstallments {
-        (unpaid_installments(transaction, loan.id).await?, None)
+    let terms = if posting.excess == ExcessPolicy::NextInstallments {
+        None
     } else {
-        let terms = servicing::current_terms(transaction, loan)
-            .await
-            .map_err(AppError::internal)?;
-        (
-            servicing::installments_of(transaction, loan.id).await?,
-            Some(terms),
+        Some(
+            servicing::current_terms(transaction, loan)
+                .await
+                .map_err(AppError::internal)?,
         )
     };
-    let (loan, rows) = &occasion.bring_up_to_date(transaction, loan, &rows).await?;
+    let (loan, rows) = &occasion.bring_up_to_date(transaction, loan, rows).await?;
     let state = servicing::state_of(rows, terms)
         .append(&posting, today, rule)
         .map_err(|error| refused_amount(error, posting.id, loan))?;
     let split = applied_split(&state, posting.id)?;
     let reconciliation =
         servicing::reconcile(loan, rows, &state, today, now).map_err(AppError::internal)?;
-    servicing::store(transaction, loan, &reconciliation, now).await?;
+    servicing::store(batch, loan, &reconciliation, now)?;
     Ok(RecordedPayment {
         state,
         reconciliation,
@@ -362,16 +381,14 @@ async fn append_payment(
 async fn replay_with_payment(
     transaction: &DatabaseTransaction,
     loan: &loan::Model,
+    stored: &[installment::Model],
     posting: Posting,
     occasion: &Occasion<'_>,
 ) -> AppResult<RecordedPayment> {
     let Occasion {
         today, now, rule, ..
     } = *occasion;
-    let stored = servicing::installments_of(transaction, loan.id).await?;
-    let (loan, rows) = &occasion
-        .bring_up_to_date(transaction, loan, &stored)
-        .await?;
+    let (loan, rows) = &occasion.bring_up_to_date(transaction, loan, stored).await?;
     let history = servicing::History::load(transaction, loan)
         .await
         .map_err(AppError::internal)?;
@@ -385,7 +402,9 @@ async fn replay_with_payment(
     let reconciliation =
         servicing::reconcile_with_ids(loan, rows, &state, today, now, &history.installment_ids)
             .map_err(AppError::internal)?;
-    servicing::store(transaction, loan, &reconciliation, now).await?;
+    let mut batch = WriteBatch::for_connection(transaction);
+    servicing::store(&mut batch, loan, &reconciliation, now)?;
+    batch.execute(transaction).await?;
     servicing::store_payment_portions(transaction, &reconciliation.rows, &history.payments, &state)
         .await?;
     Ok(RecordedPayment {
@@ -469,85 +488,65 @@ fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> A
     }
 }
 
-async fn unpaid_installments(
-    transaction: &DatabaseTransaction,
-    loan_id: Uuid,
-) -> AppResult<Vec<installment::Model>> {
-    Ok(installment::Entity::find()
-        .filter(installment::Column::LoanId.eq(loan_id))
-        // A bound value, unlike the overdue filter: here the plan must be
-        // the (loan, number) key, not a partial index over every loan.
-        .filter(installment::Column::Status.ne(InstallmentStatus::Paid))
-        .order_by_asc(installment::Column::Number)
-        .all(transaction)
-        .await?)
-}
-
-/// Writes the payment row: its portions as recorded and as they stand
-/// now, and the loan's status and balance right after it.
-async fn insert_payment(
-    transaction: &DatabaseTransaction,
+/// The payment row: its portions as recorded and as they stand now, and
+/// the loan's status and balance right after it.
+fn payment_row(
     loan: &loan::Model,
     recorded: &RecordedPayment,
     request: &PaymentRequest,
     actor: Actor,
     now: DateTime<Utc>,
-) -> AppResult<payment::Model> {
+) -> payment::Model {
     let split = &recorded.split;
     let after = &recorded.reconciliation;
-    Ok(payment::Entity::insert(payment::ActiveModel {
-        id: Set(recorded.id),
-        loan_id: Set(loan.id),
-        user_id: Set(loan.user_id),
-        recorded_by: Set(actor.id),
-        amount_minor: Set(request.amount.minor()),
-        principal_minor: Set(split.principal.minor()),
-        interest_minor: Set(split.interest.minor()),
-        penalty_minor: Set(split.penalty.minor()),
-        currency: Set(loan.currency.clone()),
-        loan_status_after: Set(after.loan.status),
-        loan_outstanding_after_minor: Set(after.outstanding().minor()),
-        idempotency_key: Set(request.idempotency_key.clone()),
-        paid_at: Set(now),
-        created_at: Set(now),
-        value_date: Set(recorded.value_date),
-        status: Set(PaymentStatus::Posted),
-        excess: Set(request.excess),
-        reversed_at: Set(None),
-        reversed_by: Set(None),
-        reversal_reason: Set(None),
-        current_principal_minor: Set(split.principal.minor()),
-        current_interest_minor: Set(split.interest.minor()),
-        current_penalty_minor: Set(split.penalty.minor()),
-    })
-    .exec_with_returning(transaction)
-    .await?)
+    payment::Model {
+        id: recorded.id,
+        loan_id: loan.id,
+        user_id: loan.user_id,
+        recorded_by: actor.id,
+        amount_minor: request.amount.minor(),
+        principal_minor: split.principal.minor(),
+        interest_minor: split.interest.minor(),
+        penalty_minor: split.penalty.minor(),
+        currency: loan.currency.clone(),
+        loan_status_after: after.loan.status,
+        loan_outstanding_after_minor: after.outstanding().minor(),
+        idempotency_key: request.idempotency_key.clone(),
+        paid_at: now,
+        created_at: now,
+        value_date: recorded.value_date,
+        status: PaymentStatus::Posted,
+        excess: request.excess,
+        reversed_at: None,
+        reversed_by: None,
+        reversal_reason: None,
+        current_principal_minor: split.principal.minor(),
+        current_interest_minor: split.interest.minor(),
+        current_penalty_minor: split.penalty.minor(),
+    }
 }
 
 /// How an appended payment was spread over installments.
-async fn insert_allocations(
-    transaction: &DatabaseTransaction,
-    payment: &payment::Model,
-    recorded: &RecordedPayment,
-) -> AppResult<()> {
-    let allocations = recorded.split.allocations.iter().filter_map(|allocation| {
-        let installment = recorded.reconciliation.rows.get(allocation.index)?;
-        Some(payment_allocation::ActiveModel {
-            payment_id: Set(payment.id),
-            installment_id: Set(installment.id),
-            principal_minor: Set(allocation.principal.minor()),
-            interest_minor: Set(allocation.interest.minor()),
-            penalty_minor: Set(allocation.penalty.minor()),
+fn push_allocations(batch: &mut WriteBatch, payment: &payment::Model, recorded: &RecordedPayment) {
+    let allocations: Vec<payment_allocation::ActiveModel> = recorded
+        .split
+        .allocations
+        .iter()
+        .filter_map(|allocation| {
+            let installment = recorded.reconciliation.rows.get(allocation.index)?;
+            Some(payment_allocation::ActiveModel {
+                payment_id: Set(payment.id),
+                installment_id: Set(installment.id),
+                principal_minor: Set(allocation.principal.minor()),
+                interest_minor: Set(allocation.interest.minor()),
+                penalty_minor: Set(allocation.penalty.minor()),
+            })
         })
-    });
+        .collect();
     // A prepayment valued on a day nothing is due pays no installment.
-    let allocations: Vec<payment_allocation::ActiveModel> = allocations.collect();
     if !allocations.is_empty() {
-        payment_allocation::Entity::insert_many(allocations)
-            .exec_without_returning(transaction)
-            .await?;
+        batch.insert(payment_allocation::Entity::insert_many(allocations).into_query());
     }
-    Ok(())
 }
 
 /// Reverses a posted payment (ADMIN, MANAGER): it stays in the history,
@@ -622,7 +621,9 @@ pub async fn reverse_payment(
         &history.installment_ids,
     )
     .map_err(AppError::internal)?;
-    servicing::store(&transaction, &loan, &reconciliation, now).await?;
+    let mut batch = WriteBatch::for_connection(&transaction);
+    servicing::store(&mut batch, &loan, &reconciliation, now)?;
+    batch.execute(&transaction).await?;
     servicing::store_payment_portions(
         &transaction,
         &reconciliation.rows,
@@ -640,15 +641,10 @@ pub async fn reverse_payment(
     })
     .exec(&transaction)
     .await?;
-    servicing::announce(
-        &transaction,
-        &reconciliation,
-        Some(actor.id),
-        Some(meta),
-        now,
-    )
-    .await?;
-    announce_reversal(&transaction, &loan, &payment, actor, meta, now).await?;
+    let mut batch = WriteBatch::for_connection(&transaction);
+    servicing::announce(&mut batch, &reconciliation, Some(actor.id), Some(meta), now);
+    announce_reversal(&mut batch, &loan, &payment, actor, meta, now);
+    batch.execute(&transaction).await?;
     transaction.commit().await?;
     state.cache.invalidate(CacheKind::Loan, loan.id).await;
     metrics::counter!("payments_reversed_total", "currency" => loan.currency.clone()).increment(1);
@@ -656,18 +652,18 @@ pub async fn reverse_payment(
 }
 
 /// The borrower's notice and the audit entry of a reversal.
-async fn announce_reversal(
-    transaction: &DatabaseTransaction,
+fn announce_reversal(
+    batch: &mut WriteBatch,
     loan: &loan::Model,
     payment: &payment::Model,
     actor: Actor,
     meta: &RequestMeta,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) {
     let amount = Money::from_minor(payment.amount_minor);
     let reason = payment.reversal_reason.clone().unwrap_or_default();
-    notifications::write(
-        transaction,
+    notifications::push(
+        batch,
         NewNotification {
             user_id: loan.user_id,
             loan_id: loan.id,
@@ -681,41 +677,40 @@ async fn announce_reversal(
             dedup_key: None,
         },
         now,
-    )
-    .await?;
-    audit::record(
-        transaction,
-        AuditEntry::new(AuditAction::PaymentReversed, Some(actor.id))
-            .entity(EntityType::Payment, payment.id)
-            .details(json!({
-                "reason": reason,
-                "loanId": loan.id,
-                "amount": amount.to_string(),
-                "valueDate": payment.value_date,
-            })),
+    );
+    audit::push_many(
+        batch,
+        vec![
+            AuditEntry::new(AuditAction::PaymentReversed, Some(actor.id))
+                .entity(EntityType::Payment, payment.id)
+                .details(json!({
+                    "reason": reason,
+                    "loanId": loan.id,
+                    "amount": amount.to_string(),
+                    "valueDate": payment.value_date,
+                })),
+        ],
         Some(meta),
         now,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// The `LOAN_SETTLED` audit entry: the quote the settlement paid (its
 /// portions) and the interest it waived. (`LOAN_PAID` follows as for any
 /// payment that closes a loan.)
-async fn announce_settlement(
-    transaction: &DatabaseTransaction,
+fn announce_settlement(
+    batch: &mut WriteBatch,
     loan: &loan::Model,
     recorded: &RecordedPayment,
     actor: Actor,
     meta: &RequestMeta,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) {
     let split = &recorded.split;
     let waived = Money::from_minor(loan.total_payable_minor)
         - Money::from_minor(recorded.reconciliation.loan.total_payable_minor);
-    audit::record(
-        transaction,
+    audit::push(
+        batch,
         AuditEntry::new(AuditAction::LoanSettled, Some(actor.id))
             .entity(EntityType::Loan, loan.id)
             .details(json!({
@@ -730,25 +725,23 @@ async fn announce_settlement(
             })),
         Some(meta),
         now,
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// The borrower's notifications and the audit entries of a payment.
-async fn announce_payment(
-    transaction: &DatabaseTransaction,
+fn announce_payment(
+    batch: &mut WriteBatch,
     loan: &loan::Model,
     payment: &payment::Model,
     actor: Actor,
     meta: &RequestMeta,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) {
     let amount = Money::from_minor(payment.amount_minor);
     let outstanding = Money::from_minor(payment.loan_outstanding_after_minor);
     let currency = &payment.currency;
-    notifications::write(
-        transaction,
+    notifications::push(
+        batch,
         NewNotification {
             user_id: loan.user_id,
             loan_id: loan.id,
@@ -760,10 +753,9 @@ async fn announce_payment(
             dedup_key: None,
         },
         now,
-    )
-    .await?;
-    audit::record(
-        transaction,
+    );
+    audit::push(
+        batch,
         AuditEntry::new(AuditAction::PaymentRecorded, Some(actor.id))
             .entity(EntityType::Payment, payment.id)
             .details(json!({
@@ -777,11 +769,10 @@ async fn announce_payment(
             })),
         Some(meta),
         now,
-    )
-    .await?;
+    );
     if payment.loan_status_after == LoanStatus::Paid {
-        notifications::write(
-            transaction,
+        notifications::push(
+            batch,
             NewNotification {
                 user_id: loan.user_id,
                 loan_id: loan.id,
@@ -794,19 +785,16 @@ async fn announce_payment(
                 dedup_key: None,
             },
             now,
-        )
-        .await?;
-        audit::record(
-            transaction,
+        );
+        audit::push(
+            batch,
             AuditEntry::new(AuditAction::LoanPaid, Some(actor.id))
                 .entity(EntityType::Loan, loan.id)
                 .details(json!({ "paymentId": payment.id })),
             Some(meta),
             now,
-        )
-        .await?;
+        );
     }
-    Ok(())
 }
 
 /// A user's payments, newest first, optionally for one loan (that user,

@@ -14,13 +14,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::db::batch::WriteBatch;
 use crate::db::entities::{
     InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, approved_installment,
     installment, loan, payment, payment_allocation,
@@ -370,48 +372,54 @@ fn new_row(
     }
 }
 
-/// Writes the rows and the loan a reconciliation changes. Removing a row
-/// removes its allocations too (the replay's caller rewrites those of the
-/// payments concerned).
-pub async fn store(
-    connection: &impl ConnectionTrait,
+/// Adds to `batch` the writes of the rows and the loan a reconciliation
+/// changes. Removing a row removes its allocations too (the replay's
+/// caller rewrites those of the payments concerned).
+pub fn store(
+    batch: &mut WriteBatch,
     before: &loan::Model,
     reconciliation: &Reconciliation,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     if !reconciliation.removed.is_empty() {
-        payment_allocation::Entity::delete_many()
-            .filter(payment_allocation::Column::InstallmentId.is_in(reconciliation.removed.clone()))
-            .exec(connection)
-            .await?;
-        installment::Entity::delete_many()
-            .filter(installment::Column::Id.is_in(reconciliation.removed.clone()))
-            .exec(connection)
-            .await?;
+        batch.delete(
+            payment_allocation::Entity::delete_many()
+                .filter(
+                    payment_allocation::Column::InstallmentId.is_in(reconciliation.removed.clone()),
+                )
+                .into_query(),
+        );
+        batch.delete(
+            installment::Entity::delete_many()
+                .filter(installment::Column::Id.is_in(reconciliation.removed.clone()))
+                .into_query(),
+        );
     }
     for row in reconciliation
         .changed
         .iter()
         .filter_map(|index| reconciliation.rows.get(*index))
     {
-        installment::Entity::update(installment::ActiveModel {
-            id: Set(row.id),
-            due_date: Set(row.due_date),
-            principal_minor: Set(row.principal_minor),
-            interest_minor: Set(row.interest_minor),
-            penalty_minor: Set(row.penalty_minor),
-            principal_paid_minor: Set(row.principal_paid_minor),
-            interest_paid_minor: Set(row.interest_paid_minor),
-            penalty_paid_minor: Set(row.penalty_paid_minor),
-            status: Set(row.status),
-            overdue_since: Set(row.overdue_since),
-            penalty_applied_on: Set(row.penalty_applied_on),
-            paid_at: Set(row.paid_at),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(connection)
-        .await?;
+        batch.update(
+            installment::Entity::update(installment::ActiveModel {
+                id: Set(row.id),
+                due_date: Set(row.due_date),
+                principal_minor: Set(row.principal_minor),
+                interest_minor: Set(row.interest_minor),
+                penalty_minor: Set(row.penalty_minor),
+                principal_paid_minor: Set(row.principal_paid_minor),
+                interest_paid_minor: Set(row.interest_paid_minor),
+                penalty_paid_minor: Set(row.penalty_paid_minor),
+                status: Set(row.status),
+                overdue_since: Set(row.overdue_since),
+                penalty_applied_on: Set(row.penalty_applied_on),
+                paid_at: Set(row.paid_at),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .validate()?
+            .into_query(),
+        );
     }
     let inserts: Vec<installment::ActiveModel> = reconciliation
         .inserted
@@ -419,33 +427,39 @@ pub async fn store(
         .filter_map(|index| reconciliation.rows.get(*index))
         .map(|row| installment::ActiveModel::from(row.clone()))
         .collect();
-    if !inserts.is_empty() {
-        installment::Entity::insert_many(inserts)
-            .exec_without_returning(connection)
-            .await?;
+    for chunk in inserts.chunks(crate::db::rows_per_statement(
+        batch.backend(),
+        INSTALLMENT_COLUMNS,
+    )) {
+        batch.insert(installment::Entity::insert_many(chunk.to_vec()).into_query());
     }
     if reconciliation.loan_changed(before) {
         let loan = &reconciliation.loan;
-        loan::Entity::update(loan::ActiveModel {
-            id: Set(loan.id),
-            status: Set(loan.status),
-            total_paid_minor: Set(loan.total_paid_minor),
-            penalties_minor: Set(loan.penalties_minor),
-            penalties_paid_minor: Set(loan.penalties_paid_minor),
-            installment_minor: Set(loan.installment_minor),
-            total_payable_minor: Set(loan.total_payable_minor),
-            principal_paid_minor: Set(loan.principal_paid_minor),
-            interest_paid_minor: Set(loan.interest_paid_minor),
-            next_due_date: Set(loan.next_due_date),
-            paid_off_at: Set(loan.paid_off_at),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(connection)
-        .await?;
+        batch.update(
+            loan::Entity::update(loan::ActiveModel {
+                id: Set(loan.id),
+                status: Set(loan.status),
+                total_paid_minor: Set(loan.total_paid_minor),
+                penalties_minor: Set(loan.penalties_minor),
+                penalties_paid_minor: Set(loan.penalties_paid_minor),
+                installment_minor: Set(loan.installment_minor),
+                total_payable_minor: Set(loan.total_payable_minor),
+                principal_paid_minor: Set(loan.principal_paid_minor),
+                interest_paid_minor: Set(loan.interest_paid_minor),
+                next_due_date: Set(loan.next_due_date),
+                paid_off_at: Set(loan.paid_off_at),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .validate()?
+            .into_query(),
+        );
     }
     Ok(())
 }
+
+/// The columns of an installment row.
+const INSTALLMENT_COLUMNS: usize = 17;
 
 /// Stored `rows` of `loan` brought up to `today` as the daily job would
 /// bring them (fees whose day has passed, installments overdue, the loan's
@@ -478,8 +492,10 @@ pub async fn write_changes(
         || !reconciliation.removed.is_empty()
         || reconciliation.loan_changed(before);
     if changes {
-        store(connection, before, reconciliation, now).await?;
-        announce(connection, reconciliation, actor, meta, now).await?;
+        let mut batch = WriteBatch::for_connection(connection);
+        store(&mut batch, before, reconciliation, now)?;
+        announce(&mut batch, reconciliation, actor, meta, now);
+        batch.execute(connection).await?;
     }
     Ok(())
 }
@@ -544,16 +560,16 @@ pub fn fee_audit(loan_id: Uuid, change: &FeeChange, actor: Option<Uuid>) -> Audi
         }))
 }
 
-/// Writes what a reconciliation tells the borrower and the audit log:
+/// Adds to `batch` what a reconciliation tells the borrower and the audit log:
 /// installments newly overdue, fees applied or waived, the loan becoming
 /// OVERDUE. (A loan paid off is announced by the payment that did it.)
-pub async fn announce(
-    connection: &impl ConnectionTrait,
+pub fn announce(
+    batch: &mut WriteBatch,
     reconciliation: &Reconciliation,
     actor: Option<Uuid>,
     meta: Option<&RequestMeta>,
     now: DateTime<Utc>,
-) -> Result<(), sea_orm::DbErr> {
+) {
     let loan = &reconciliation.loan;
     let mut notices = Vec::new();
     let mut entries = Vec::new();
@@ -583,13 +599,8 @@ pub async fn announce(
                 .details(json!({ "asOf": reconciliation.today })),
         );
     }
-    if !notices.is_empty() {
-        notifications::write_many_once(connection, notices, now).await?;
-    }
-    if !entries.is_empty() {
-        audit::record_many(connection, entries, meta, now).await?;
-    }
-    Ok(())
+    notifications::push_many_once(batch, notices, now);
+    audit::push_many(batch, entries, meta, now);
 }
 
 /// What a replay starts from: the schedule and terms as approved and the
@@ -673,6 +684,45 @@ impl History {
             .iter()
             .find(|payment| payment.excess == crate::enums::ExcessPolicy::Settlement)
     }
+}
+
+/// Which of a loan's installments [`lock_with_installments`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallmentRows {
+    /// Those not fully paid: all that a payment valued today can touch.
+    Unpaid,
+    All,
+}
+
+/// The loan, locked for the rest of the transaction, with its
+/// installments in number order; `None` if there is no such loan.
+///
+/// Two statements, on purpose. One `SELECT … JOIN … FOR UPDATE OF loans`
+/// would save a round trip, but on PostgreSQL it reads the installments in
+/// the snapshot taken before it waited for the lock: a payment committed
+/// meanwhile would be missing from them (found by the concurrency tests).
+/// The second statement takes a snapshot after the lock is held.
+pub async fn lock_with_installments(
+    transaction: &DatabaseTransaction,
+    loan_id: Uuid,
+    rows: InstallmentRows,
+) -> Result<Option<(loan::Model, Vec<installment::Model>)>, sea_orm::DbErr> {
+    let Some(loan) = loan::Entity::find_by_id(loan_id)
+        .lock_exclusive()
+        .one(transaction)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut select = installment::Entity::find()
+        .filter(installment::Column::LoanId.eq(loan_id))
+        .order_by_asc(installment::Column::Number);
+    if rows == InstallmentRows::Unpaid {
+        // A bound value, unlike the overdue filter: here the plan must be
+        // the (loan, number) key, not a partial index over every loan.
+        select = select.filter(installment::Column::Status.ne(InstallmentStatus::Paid));
+    }
+    Ok(Some((loan, select.all(transaction).await?)))
 }
 
 /// Every installment of a loan, in number order.

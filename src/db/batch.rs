@@ -1,0 +1,196 @@
+//! Writes that go to the database together, in the order they were made.
+//!
+//! A payment's writes after its read (installments, the loan, the payment,
+//! its allocations, the notices, the audit entries, the stored response)
+//! depend on nothing the database answers, so they need not wait for each
+//! other. On PostgreSQL a batch travels as one statement of data-modifying
+//! common table expressions (`WITH w0 AS (UPDATE …), w1 AS (INSERT …)
+//! INSERT …`): one round trip, one prepared statement, instead of one of
+//! each per write, while the loan's lock is held. On SQLite, which runs in
+//! the process, each write is its own statement: there is no round trip to
+//! save, and SQLite allows no writes inside `WITH`.
+//!
+//! The statements of one PostgreSQL batch run on one snapshot, in no
+//! guaranteed order, so a batch must not write the same row twice nor
+//! depend on another of its writes, except through foreign keys, which are
+//! checked when the whole statement ends (an allocation may name the
+//! payment inserted beside it). A `DELETE` is sent on its own, after the
+//! writes before it and before those after it, so that rows may be
+//! deleted and written again in one batch.
+
+use sea_orm::sea_query::{
+    CommonTableExpression, DeleteStatement, InsertStatement, SubQueryStatement, UpdateStatement,
+    WithClause, WithQuery,
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+
+/// Writes collected for one trip to the database.
+#[derive(Debug)]
+pub struct WriteBatch {
+    backend: DbBackend,
+    writes: Vec<Write>,
+}
+
+#[derive(Debug, Clone)]
+enum Write {
+    Insert(InsertStatement),
+    Update(UpdateStatement),
+    Delete(DeleteStatement),
+}
+
+impl From<InsertStatement> for Write {
+    fn from(statement: InsertStatement) -> Write {
+        Write::Insert(statement)
+    }
+}
+
+impl From<UpdateStatement> for Write {
+    fn from(statement: UpdateStatement) -> Write {
+        Write::Update(statement)
+    }
+}
+
+impl From<DeleteStatement> for Write {
+    fn from(statement: DeleteStatement) -> Write {
+        Write::Delete(statement)
+    }
+}
+
+impl From<Write> for SubQueryStatement {
+    fn from(write: Write) -> SubQueryStatement {
+        match write {
+            Write::Insert(statement) => statement.into(),
+            Write::Update(statement) => statement.into(),
+            Write::Delete(statement) => statement.into(),
+        }
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch for `connection`'s database.
+    pub fn for_connection(connection: &impl ConnectionTrait) -> WriteBatch {
+        WriteBatch {
+            backend: connection.get_database_backend(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// The database the statements are for (to size multi-row inserts).
+    pub fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    pub fn insert(&mut self, statement: InsertStatement) {
+        self.writes.push(statement.into());
+    }
+
+    pub fn update(&mut self, statement: UpdateStatement) {
+        self.writes.push(statement.into());
+    }
+
+    pub fn delete(&mut self, statement: DeleteStatement) {
+        self.writes.push(statement.into());
+    }
+
+    /// Sends every write, on `connection` (normally the transaction the
+    /// batch's reads were made in).
+    pub async fn execute(self, connection: &impl ConnectionTrait) -> Result<(), DbErr> {
+        let backend = self.backend;
+        let mut group = Vec::new();
+        for write in self.writes {
+            if let Write::Delete(statement) = write {
+                execute_group(connection, backend, std::mem::take(&mut group)).await?;
+                connection.execute(&statement).await?;
+            } else {
+                group.push(write);
+            }
+        }
+        execute_group(connection, backend, group).await
+    }
+}
+
+/// Writes with no `DELETE` among them: one statement on PostgreSQL (unless
+/// it would bind more values than the protocol counts), one each
+/// elsewhere.
+async fn execute_group(
+    connection: &impl ConnectionTrait,
+    backend: DbBackend,
+    group: Vec<Write>,
+) -> Result<(), DbErr> {
+    if backend == DbBackend::Postgres && group.len() > 1 {
+        let statement = backend.build(&combined(group.clone()));
+        if statement
+            .values
+            .as_ref()
+            .is_none_or(|values| values.0.len() <= super::max_bind_parameters(backend))
+        {
+            connection.execute_raw(statement).await?;
+            return Ok(());
+        }
+    }
+    for write in group {
+        match write {
+            Write::Insert(statement) => connection.execute(&statement).await?,
+            Write::Update(statement) => connection.execute(&statement).await?,
+            Write::Delete(statement) => connection.execute(&statement).await?,
+        };
+    }
+    Ok(())
+}
+
+/// `WITH w0 AS (first), …, w{n-2} AS (second to last) last`: PostgreSQL
+/// runs a data-modifying statement in `WITH` even when nothing reads it.
+fn combined(mut group: Vec<Write>) -> WithQuery {
+    let last = group.pop().map(SubQueryStatement::from);
+    let mut with = WithClause::new();
+    for (number, write) in group.into_iter().enumerate() {
+        with.cte(
+            CommonTableExpression::new()
+                .table_name(format!("w{number}"))
+                .query(SubQueryStatement::from(write))
+                .to_owned(),
+        );
+    }
+    let mut query = WithQuery::new();
+    query.with_clause(with);
+    if let Some(last) = last {
+        query.query(last);
+    }
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, PostgresQueryBuilder, Query};
+
+    #[test]
+    fn postgres_batches_are_one_statement_of_data_modifying_ctes() {
+        let update = Query::update()
+            .table(Alias::new("loans"))
+            .value(Alias::new("total_paid_minor"), 5)
+            .and_where(Expr::col(Alias::new("id")).eq(1))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(Alias::new("payments"))
+            .columns([Alias::new("id"), Alias::new("amount_minor")])
+            .values_panic([7.into(), 5.into()])
+            .to_owned();
+        let insert_two = Query::insert()
+            .into_table(Alias::new("audit_logs"))
+            .columns([Alias::new("id")])
+            .values_panic([9.into()])
+            .to_owned();
+        let (sql, values) = combined(vec![update.into(), insert.into(), insert_two.into()])
+            .build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"WITH "w0" AS (UPDATE "loans" SET "total_paid_minor" = $1 WHERE "id" = $2) , "w1" AS (INSERT INTO "payments" ("id", "amount_minor") VALUES ($3, $4)) INSERT INTO "audit_logs" ("id") VALUES ($5)"#
+        );
+        assert_eq!(values.0.len(), 5);
+    }
+}
