@@ -104,6 +104,15 @@ pub async fn login(
         .passwords
         .verify(&password, found.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
+    // A hash stored by an earlier version with other parameters is
+    // replaced while the password is at hand (before the transaction, so
+    // no connection waits on the hashing).
+    let upgraded_hash = match &found {
+        Some(user) if verified && !state.passwords.is_current(&user.password_hash) => {
+            Some(state.passwords.hash(&password).await?)
+        }
+        _ => None,
+    };
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     let user = match found {
@@ -123,6 +132,16 @@ pub async fn login(
             return Err(AppError::Unauthorized(BAD_CREDENTIALS));
         }
     };
+    if let Some(hash) = upgraded_hash {
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::PasswordHash,
+                sea_orm::sea_query::Expr::value(hash),
+            )
+            .filter(user::Column::Id.eq(user.id))
+            .exec(&transaction)
+            .await?;
+    }
     audit::record(
         &transaction,
         AuditEntry::new(AuditAction::LoginSucceeded, Some(user.id))

@@ -533,3 +533,65 @@ async fn the_configured_admin_is_created_at_start_up() {
     .expect("ensure admin");
     assert!(!created);
 }
+
+#[tokio::test]
+async fn a_login_replaces_a_hash_stored_with_earlier_parameters() {
+    use argon2::PasswordHasher;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let app = TestApp::spawn().await;
+    let dora = app.register("dora").await;
+    let stored = || async {
+        app.state
+            .db
+            .write
+            .query_one_raw(Statement::from_sql_and_values(
+                app.state.db.write.get_database_backend(),
+                match app.state.db.write.get_database_backend() {
+                    DbBackend::Postgres => "SELECT password_hash FROM users WHERE id = $1",
+                    _ => "SELECT password_hash FROM users WHERE id = ?",
+                },
+                [dora.id.into()],
+            ))
+            .await
+            .expect("read")
+            .expect("row")
+            .try_get::<String>("", "password_hash")
+            .expect("hash")
+    };
+    assert!(stored().await.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"));
+
+    // As an earlier version stored it: 19 MiB, 2 iterations.
+    let earlier = argon2::Argon2::default()
+        .hash_password(PASSWORD.as_bytes())
+        .expect("hash")
+        .to_string();
+    assert!(earlier.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    app.state
+        .db
+        .write
+        .execute_unprepared(&format!(
+            "UPDATE users SET password_hash = '{earlier}' WHERE username = 'dora'"
+        ))
+        .await
+        .expect("store the earlier hash");
+
+    let wrong = app
+        .login(json!({ "username": "dora", "password": "not the password" }))
+        .await;
+    wrong.assert_problem(401);
+    assert_eq!(stored().await, earlier, "a failed login changes nothing");
+
+    app.login(json!({ "username": "dora", "password": PASSWORD }))
+        .await
+        .assert_status(200);
+    let upgraded = stored().await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"),
+        "{upgraded}"
+    );
+    app.login(json!({ "username": "dora", "password": PASSWORD }))
+        .await
+        .assert_status(200);
+    assert_eq!(stored().await, upgraded, "a current hash is kept");
+}
