@@ -3,7 +3,7 @@
 //! through `/notifications`, and delivered by email through the queue.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{InsertStatement, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, QueryTrait};
 use uuid::Uuid;
 
@@ -93,7 +93,10 @@ fn inserts_once(
         statements.push(
             notification::Entity::insert_many(chunk)
                 .on_conflict(
+                    // The unique index is partial: the conflict target
+                    // names its predicate.
                     OnConflict::column(notification::Column::DedupKey)
+                        .target_and_where(Expr::col(notification::Column::DedupKey).is_not_null())
                         .do_nothing()
                         .to_owned(),
                 )

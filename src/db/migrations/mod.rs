@@ -8,6 +8,7 @@ mod m20261127_000001_user_change_notices;
 mod m20261128_000001_servicing_ledger;
 mod m20261129_000001_installment_identity;
 mod m20261130_000001_delinquency;
+mod m20261201_000001_leaner_write_indexes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_servicing_ledger::Migration),
             Box::new(m20261129_000001_installment_identity::Migration),
             Box::new(m20261130_000001_delinquency::Migration),
+            Box::new(m20261201_000001_leaner_write_indexes::Migration),
         ]
     }
 }
