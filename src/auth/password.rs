@@ -124,7 +124,6 @@ pub struct Passwords {
 impl Passwords {
     pub fn new() -> anyhow::Result<Passwords> {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params()?);
-        let dummy_hash = HashingThread::new(argon.clone()).hash(uuid::Uuid::new_v4().as_bytes())?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -150,6 +149,17 @@ impl Passwords {
                 })
                 .context("cannot start a password-hashing thread")?;
         }
+        // On a hashing thread, in the memory it keeps anyway: hashed here,
+        // the 7 MiB would be one more block the process holds.
+        let (reply, answer) = mpsc::channel();
+        sender
+            .send(Box::new(move |thread: &mut HashingThread| {
+                let _ = reply.send(thread.hash(uuid::Uuid::new_v4().as_bytes()));
+            }))
+            .map_err(|_| anyhow::anyhow!("the password-hashing threads stopped"))?;
+        let dummy_hash = answer
+            .recv()
+            .context("the password-hashing threads stopped")??;
         Ok(Passwords {
             jobs: sender,
             dummy_hash,
