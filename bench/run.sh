@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Load benchmark: the release service on the local PostgreSQL and Redis,
 # driven by wrk from another process over loopback, beside the physical
-# limits — pgbench running the same SQL at the same concurrency, and a
-# bare axum endpoint for the HTTP stack.
+# limits — pgbench running the same SQL at the same concurrency, pgbench
+# running a minimal durable money movement (one balance row updated, one
+# row inserted, committed), and a bare axum endpoint for the HTTP stack.
+# Then the same binary on the embedded default (a SQLite file, no Redis)
+# beside a bare sqlx loop sending its statements.
 #
-#   bash bench/run.sh                         # full run (about 15 minutes)
+#   bash bench/run.sh                         # full run (about 20 minutes)
 #   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
 #   SERVICE_BIN=/tmp/loan-tracker-before bash bench/run.sh   # another build,
 #       e.g. the previous commit's, against the same limits
 #
 # Seeds 10 000 users and 50 000 loans of 20 installments (1 000 000
 # installments) into a scratch database `lt_loadbench`, which it drops at
-# the end. Prints one table; also writes it to bench/out/results.md.
+# the end; the SQLite database lives in a temporary directory. Prints one
+# table; also writes it to bench/out/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-6}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64"}
 ROUNDS=${ROUNDS:-3}
+SQLITE_CONCURRENCIES=${SQLITE_CONCURRENCIES:-"1 16"}
 DB=lt_loadbench
 PG="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -q"
 SECRET="loadbench-secret-$(date +%s)-0123456789abcdef"
@@ -30,8 +35,8 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
 fi
 
-echo "== building the release binary and the bare endpoint"
-cargo build --release --locked --quiet --bin loan-tracker --example bare_http
+echo "== building the release binary, the bare endpoint and the SQLite loop"
+cargo build --release --locked --quiet --bin loan-tracker --example bare_http --example sqlite_payment_limit
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 PORT=$(free_port)
@@ -41,6 +46,8 @@ BASE="http://127.0.0.1:$PORT"
 cleanup() {
     [ -n "${SERVICE_PID:-}" ] && kill "$SERVICE_PID" 2>/dev/null || true
     [ -n "${BARE_PID:-}" ] && kill "$BARE_PID" 2>/dev/null || true
+    [ -n "${SQLITE_PID:-}" ] && kill "$SQLITE_PID" 2>/dev/null || true
+    [ -n "${SQLITE_DIR:-}" ] && rm -rf "$SQLITE_DIR"
     wait 2>/dev/null || true
     $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     redis-cli -h 127.0.0.1 --scan --pattern "$PREFIX:*" 2>/dev/null | xargs -r redis-cli -h 127.0.0.1 del >/dev/null 2>&1 || true
@@ -97,9 +104,33 @@ against_pgbench() {
         limits+=("$(run_pgbench "$script" "$c" "$@")")
     done
     read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
-    limit=$(printf '%s\n' "${limits[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    limit=$(median_of "${limits[@]}")
     row "$label" "$c" "$rps" "$p50" "$p99" "$total_errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
 }
+# Spread payments against three limits, all alternating with the service
+# in every round: pgbench running the service's own statements, and a
+# minimal durable money movement (bench/pgbench/minimal_*.sql) as a
+# transaction and as one statement, which is what any ledger must pay.
+spread_payments() {
+    local service_runs=() same=() minimal=() single=() total_errors=0 run
+    for _ in $(seq 1 "$ROUNDS"); do
+        run=$(run_wrk pay_spread "$c")
+        service_runs+=("$run")
+        total_errors=$(( total_errors + $(echo "$run" | awk '{ print $4 }') ))
+        same+=("$(run_pgbench payment "$c" -D n_first=1 -D n_last=50000)")
+        minimal+=("$(run_pgbench minimal_tx "$c")")
+        single+=("$(run_pgbench minimal_statement "$c")")
+    done
+    read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
+    local limit
+    limit=$(median_of "${same[@]}")
+    row "POST /payments/{loanId} (spread)" "$c" "$rps" "$p50" "$p99" "$total_errors" "$limit (pgbench)" "$(ratio "$rps" "$limit")" "$(peak_rss_mb)"
+    limit=$(median_of "${minimal[@]}")
+    row "↳ the same, against a minimal durable transaction" "$c" "$rps" "" "" "" "$limit (pgbench: BEGIN; UPDATE; INSERT; COMMIT)" "$(ratio "$rps" "$limit")" ""
+    limit=$(median_of "${single[@]}")
+    row "↳ the same, against that movement as one statement" "$c" "$rps" "" "" "" "$limit (pgbench: one statement)" "$(ratio "$rps" "$limit")" ""
+}
+median_of() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Of several run_wrk lines, the one with the median req/s.
 median_run() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'; }
@@ -116,6 +147,7 @@ python3 bench/tokens.py "$SECRET" "$ADMIN_ID" 1 50000 2000
 if [ "$($PG -d $DB -tAc "SELECT to_regclass('approved_installments') IS NOT NULL")" = "t" ]; then
     $PG -d $DB -f bench/seed_ledger.sql
 fi
+$PG -d $DB -f bench/pgbench/minimal_setup.sql
 TOTAL=$($PG -d $DB -tAc "SELECT COUNT(*) FROM installments")
 echo "== scale curve: $TOTAL installments"
 read -r _ large_overdue _ _ _ <<<"$(run_wrk overdue 1)"
@@ -155,11 +187,39 @@ for c in $CONCURRENCIES; do
     errors=$(printf '%s\n' "${service_runs[@]}" | awk '{ sum += $4 } END { print sum }')
     row "GET /loans/{id} (owner, cached)" "$c" "$rps" "$p50" "$p99" "$errors" "$bare_rps (bare axum)" "$(ratio "$rps" "$bare_rps")" "$(peak_rss_mb)"
     against_pgbench "GET /loans/user/{id}" user_loans user_loans
-    against_pgbench "POST /payments/{loanId} (spread)" pay_spread payment -D n_first=1 -D n_last=50000
+    spread_payments
     against_pgbench "POST /payments/{loanId} (one hot loan)" pay_hot payment -D n_first=1 -D n_last=1
     against_pgbench "GET /payments/overdue (staff)" overdue overdue
     read -r rps p50 p99 errors _ <<<"$(run_wrk login "$c")"
     row "POST /auth/login (argon2id)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
+done
+
+# The embedded default: the same binary on a SQLite file, no Redis, seeded
+# through its API, against a bare sqlx loop sending the same statements on
+# a pool of the same shape (examples/sqlite_payment_limit.rs).
+echo "== the embedded default (SQLite)"
+SQLITE_DIR=$(mktemp -d)
+SQLITE_PORT=$(free_port)
+DATABASE_URL="sqlite://$SQLITE_DIR/bench.db" JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$SQLITE_PORT" \
+ADMIN_EMAIL=admin@bench.example ADMIN_USERNAME=benchadmin ADMIN_PASSWORD='bench admin password' \
+RATE_LIMIT_PER_MINUTE=1000000000 AUTH_RATE_LIMIT_PER_MINUTE=1000000000 SCHEDULER_ENABLED=false \
+LOG_FORMAT=json RUST_LOG=info \
+    "$SERVICE_BIN" serve --no-worker > bench/out/service-sqlite.log 2>&1 &
+SQLITE_PID=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$SQLITE_PORT/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+python3 bench/sqlite_seed.py "http://127.0.0.1:$SQLITE_PORT" admin@bench.example 'bench admin password' 20 10 bench/out/sqlite_users.txt
+for c in $SQLITE_CONCURRENCIES; do
+    service_runs=(); limits=(); errors=0
+    for _ in $(seq 1 "$ROUNDS"); do
+        run=$(BENCH_USERS=bench/out/sqlite_users.txt run_wrk pay_spread "$c" "http://127.0.0.1:$SQLITE_PORT")
+        service_runs+=("$run")
+        errors=$(( errors + $(echo "$run" | awk '{ print $4 }') ))
+        limits+=("$(target/release/examples/sqlite_payment_limit "$SQLITE_DIR/bench.db" "$c" "$DURATION" | awk '/^RESULT/ { print $2 }')")
+    done
+    read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
+    limit=$(median_of "${limits[@]}")
+    sqlite_rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SQLITE_PID/status")
+    row "POST /payments/{loanId} (spread, SQLite)" "$c" "$rps" "$p50" "$p99" "$errors" "$limit (bare sqlx loop)" "$(ratio "$rps" "$limit")" "$sqlite_rss"
 done
 
 {

@@ -1,8 +1,8 @@
--- Shared by the scenarios: borrowers from bench/out/users.txt
+-- Shared by the scenarios: borrowers from bench/out/users.txt (or $BENCH_USERS)
 -- ("token user_id loan_id username"), a random one per request, and a
 -- summary line for bench/run.sh.
 borrowers = {}
-for line in io.lines("bench/out/users.txt") do
+for line in io.lines(os.getenv("BENCH_USERS") or "bench/out/users.txt") do
   local token, user, loan, name = line:match("(%S+) (%S+) (%S+) (%S+)")
   borrowers[#borrowers + 1] = { token = token, user = user, loan = loan, name = name }
 end
