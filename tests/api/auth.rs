@@ -537,27 +537,18 @@ async fn the_configured_admin_is_created_at_start_up() {
 #[tokio::test]
 async fn a_login_replaces_a_hash_stored_with_earlier_parameters() {
     use argon2::PasswordHasher;
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use loan_tracker::db::entities::user;
+    use sea_orm::{ConnectionTrait, EntityTrait};
 
     let app = TestApp::spawn().await;
     let dora = app.register("dora").await;
     let stored = || async {
-        app.state
-            .db
-            .write
-            .query_one_raw(Statement::from_sql_and_values(
-                app.state.db.write.get_database_backend(),
-                match app.state.db.write.get_database_backend() {
-                    DbBackend::Postgres => "SELECT password_hash FROM users WHERE id = $1",
-                    _ => "SELECT password_hash FROM users WHERE id = ?",
-                },
-                [dora.id.into()],
-            ))
+        user::Entity::find_by_id(dora.id)
+            .one(&app.state.db.write)
             .await
             .expect("read")
-            .expect("row")
-            .try_get::<String>("", "password_hash")
-            .expect("hash")
+            .expect("dora")
+            .password_hash
     };
     assert!(stored().await.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"));
 
