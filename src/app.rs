@@ -12,10 +12,15 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::rate_limit::Limiter;
+use crate::payments::combining::PaymentQueue;
 use crate::read_routing::RecentWriters;
 
 /// Cache entries kept at most in process memory.
 const NEAR_CACHE_CAPACITY: u64 = 50_000;
+/// Transactions of combined payments open at once on PostgreSQL: while one
+/// waits for its commit to be flushed, the others are read and worked out.
+/// More only split the queue into smaller batches.
+const PAYMENT_WRITERS_ON_POSTGRES: usize = 4;
 
 /// Cloned into every request (by each middleware and extractor), so it is
 /// one reference-counted pointer.
@@ -45,6 +50,8 @@ pub struct Services {
     pub rate_limiter: Arc<Limiter>,
     /// When each user last wrote, for routing their reads.
     pub recent_writers: Arc<RecentWriters>,
+    /// Ordinary payments waiting to be written together.
+    pub payment_queue: PaymentQueue,
 }
 
 impl AppState {
@@ -99,6 +106,11 @@ impl AppState {
             .kind()
             .eq(&crate::config::DatabaseKind::Postgres)
             .then(|| config.database_url.expose().to_owned());
+        let payment_queue = PaymentQueue::new(if db.is_postgres() {
+            PAYMENT_WRITERS_ON_POSTGRES
+        } else {
+            1
+        });
         let state = AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
@@ -110,6 +122,7 @@ impl AppState {
             auth_limiter: Arc::new(auth_limiter),
             rate_limiter: Arc::new(rate_limiter),
             recent_writers: Arc::new(recent_writers),
+            payment_queue,
         }));
         if let Some(url) = database_url
             && let Ok(runtime) = tokio::runtime::Handle::try_current()

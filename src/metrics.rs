@@ -18,6 +18,7 @@
 //! | `email_queue_depth` | — | queued emails not yet sent, sampled |
 //! | `loans_applied_total`, `loans_approved_total` | — | business events |
 //! | `payments_total`, `payments_amount_minor_total` | currency | payments and their sum in minor units |
+//! | `payment_transactions_total` | — | transactions that wrote ordinary payments (several are combined into one under load) |
 //! | `loans_by_bucket` | bucket (CURRENT, 1-30, 31-60, 61-90, 91+) | APPROVED/OVERDUE loans per delinquency bucket, refreshed by `overdue-check` and sampled at scrape |
 //! | `principal_outstanding_minor` | bucket | their principal not yet repaid, in minor units, likewise |
 

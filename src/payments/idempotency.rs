@@ -150,3 +150,9 @@ pub fn push_response(
     );
     Ok(())
 }
+
+/// Adds to `batch` the removal of a key claimed for a request that was
+/// then refused: the key stays free, as if the request had never come.
+pub fn push_release(batch: &mut WriteBatch, user_id: Uuid, key: &str) {
+    batch.delete(idempotency_key::Entity::delete_by_id((user_id, key.to_owned())).into_query());
+}

@@ -42,7 +42,7 @@ use crate::loans::service::lock_loan;
 use crate::money::Money;
 use crate::notifications::{self, NewNotification};
 use crate::policy::{self, Permit, ReversePayments};
-use crate::servicing::{self, InstallmentRows, Reconciliation};
+use crate::servicing::{self, Reconciliation};
 use axum::http::StatusCode;
 
 /// A validated payment request.
@@ -73,65 +73,20 @@ pub async fn record_payment(
     meta: &RequestMeta,
     request: PaymentRequest,
 ) -> AppResult<PaymentReply> {
+    if request.value_date.is_none() && request.excess == ExcessPolicy::NextInstallments {
+        return super::combining::record(state, actor, meta, request).await;
+    }
     let transaction = state.db.begin_write().await?;
+    if let Some(answer) = claim_key(&transaction, state, actor, &request).await? {
+        return answer;
+    }
 
-    if let Some(key) = &request.idempotency_key {
-        let loan_id = request.loan_id.to_string();
-        let amount = request.amount.minor().to_string();
-        let chosen_date = request.value_date.map(|day| day.to_string());
-        let mut parts = vec!["payment", loan_id.as_str(), amount.as_str()];
-        if let Some(day) = &chosen_date {
-            parts.extend(["valueDate", day.as_str()]);
-        }
-        if request.excess != ExcessPolicy::NextInstallments {
-            parts.extend(["excess", request.excess.as_str()]);
-        }
-        let request_fingerprint = idempotency::fingerprint(&parts);
-        match idempotency::claim(
-            &transaction,
-            actor.id,
-            key,
-            &request_fingerprint,
-            state.now(),
-        )
+    // A backdated payment or a prepayment needs every installment.
+    let (loan, rows) = servicing::lock_with_installments(&transaction, request.loan_id)
         .await?
-        {
-            Claim::Fresh => {}
-            Claim::Replay { status, body } => {
-                transaction.rollback().await?;
-                return Ok(PaymentReply {
-                    status,
-                    body,
-                    replayed: true,
-                });
-            }
-            Claim::Mismatch => {
-                return Err(AppError::Conflict(
-                    "This Idempotency-Key was already used with a different request.".to_owned(),
-                ));
-            }
-        }
-    }
-
-    // A payment valued today on the default policy touches only unpaid
-    // installments; a backdated one or a prepayment needs them all.
-    let wanted_rows =
-        if request.value_date.is_none() && request.excess == ExcessPolicy::NextInstallments {
-            InstallmentRows::Unpaid
-        } else {
-            InstallmentRows::All
-        };
-    let (loan, rows) =
-        servicing::lock_with_installments(&transaction, request.loan_id, wanted_rows)
-            .await?
-            .filter(|(loan, _)| policy::may_see(actor, loan.user_id))
-            .ok_or(AppError::NotFound("Loan"))?;
-    if !loan.status.is_active() {
-        return Err(AppError::Conflict(format!(
-            "The loan is {}; only APPROVED or OVERDUE loans take payments.",
-            loan.status.as_str()
-        )));
-    }
+        .filter(|(loan, _)| policy::may_see(actor, loan.user_id))
+        .ok_or(AppError::NotFound("Loan"))?;
+    check_takes_payments(&loan)?;
     // The clock is read under the loan's lock: operations on one loan then
     // see days and recording times in the order they take effect.
     let now = state.now();
@@ -213,14 +168,78 @@ pub async fn record_payment(
         .cache
         .invalidate(CacheKind::Loan, request.loan_id)
         .await;
-    metrics::counter!("payments_total", "currency" => loan.currency.clone()).increment(1);
-    metrics::counter!("payments_amount_minor_total", "currency" => loan.currency.clone())
-        .increment(request.amount.minor().unsigned_abs());
+    count_payment(&loan.currency, request.amount);
     Ok(PaymentReply {
         status: StatusCode::CREATED,
         body,
         replayed: false,
     })
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one, in
+/// `transaction`: `None` to go ahead, or the answer the request already
+/// has (the first one's, replayed; or a conflict, for another request
+/// under the same key).
+pub(super) async fn claim_key(
+    transaction: &DatabaseTransaction,
+    state: &AppState,
+    actor: Actor,
+    request: &PaymentRequest,
+) -> Result<Option<AppResult<PaymentReply>>, sea_orm::DbErr> {
+    let Some(key) = &request.idempotency_key else {
+        return Ok(None);
+    };
+    let loan_id = request.loan_id.to_string();
+    let amount = request.amount.minor().to_string();
+    let chosen_date = request.value_date.map(|day| day.to_string());
+    let mut parts = vec!["payment", loan_id.as_str(), amount.as_str()];
+    if let Some(day) = &chosen_date {
+        parts.extend(["valueDate", day.as_str()]);
+    }
+    if request.excess != ExcessPolicy::NextInstallments {
+        parts.extend(["excess", request.excess.as_str()]);
+    }
+    let request_fingerprint = idempotency::fingerprint(&parts);
+    Ok(
+        match idempotency::claim(
+            transaction,
+            actor.id,
+            key,
+            &request_fingerprint,
+            state.now(),
+        )
+        .await?
+        {
+            Claim::Fresh => None,
+            Claim::Replay { status, body } => Some(Ok(PaymentReply {
+                status,
+                body,
+                replayed: true,
+            })),
+            Claim::Mismatch => Some(Err(AppError::Conflict(
+                "This Idempotency-Key was already used with a different request.".to_owned(),
+            ))),
+        },
+    )
+}
+
+/// Only an APPROVED or OVERDUE loan takes payments.
+pub(super) fn check_takes_payments(loan: &loan::Model) -> AppResult<()> {
+    if loan.status.is_active() {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!(
+            "The loan is {}; only APPROVED or OVERDUE loans take payments.",
+            loan.status.as_str()
+        )))
+    }
+}
+
+/// The payment counters of the metrics endpoint.
+pub(super) fn count_payment(currency: &str, amount: Money) {
+    metrics::counter!("payments_total", "currency" => currency.to_owned()).increment(1);
+    metrics::counter!("payments_amount_minor_total", "currency" => currency.to_owned())
+        .increment(amount.minor().unsigned_abs());
 }
 
 /// The payoff quote of a loan on `as_of` (today when `None`; never
@@ -323,15 +342,15 @@ impl Occasion<'_> {
 
 /// A payment worked out against the loan's rows: the ledger state with it,
 /// what that changes, and the payment's own portions.
-struct RecordedPayment {
-    state: LedgerState,
-    reconciliation: Reconciliation,
-    id: Uuid,
-    value_date: NaiveDate,
-    split: PaymentSplit,
+pub(super) struct RecordedPayment {
+    pub state: LedgerState,
+    pub reconciliation: Reconciliation,
+    pub id: Uuid,
+    pub value_date: NaiveDate,
+    pub split: PaymentSplit,
     /// A replay may move other payments' allocations too: they are all
     /// written by [`servicing::store_payment_portions`].
-    allocations_written_by_replay: bool,
+    pub allocations_written_by_replay: bool,
 }
 
 /// The common path, a payment valued today: one step from the stored
@@ -418,7 +437,7 @@ async fn replay_with_payment(
 }
 
 /// The portions of `payment_id` in `state`, which has just applied it.
-fn applied_split(state: &LedgerState, payment_id: Uuid) -> AppResult<PaymentSplit> {
+pub(super) fn applied_split(state: &LedgerState, payment_id: Uuid) -> AppResult<PaymentSplit> {
     state
         .split_of(payment_id)
         .cloned()
@@ -429,7 +448,7 @@ fn applied_split(state: &LedgerState, payment_id: Uuid) -> AppResult<PaymentSpli
 /// its value date or, for a backdated one, for the payments after it; a
 /// prepayment leaving nothing to reschedule; a settlement that is not the
 /// quote.
-fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> AppError {
+pub(super) fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> AppError {
     let currency = &loan.currency;
     match error {
         LedgerError::Allocation {
@@ -490,7 +509,7 @@ fn refused_amount(error: LedgerError, payment_id: Uuid, loan: &loan::Model) -> A
 
 /// The payment row: its portions as recorded and as they stand now, and
 /// the loan's status and balance right after it.
-fn payment_row(
+pub(super) fn payment_row(
     loan: &loan::Model,
     recorded: &RecordedPayment,
     request: &PaymentRequest,
@@ -527,7 +546,11 @@ fn payment_row(
 }
 
 /// How an appended payment was spread over installments.
-fn push_allocations(batch: &mut WriteBatch, payment: &payment::Model, recorded: &RecordedPayment) {
+pub(super) fn push_allocations(
+    batch: &mut WriteBatch,
+    payment: &payment::Model,
+    recorded: &RecordedPayment,
+) {
     let allocations: Vec<payment_allocation::ActiveModel> = recorded
         .split
         .allocations
@@ -729,7 +752,7 @@ fn announce_settlement(
 }
 
 /// The borrower's notifications and the audit entries of a payment.
-fn announce_payment(
+pub(super) fn announce_payment(
     batch: &mut WriteBatch,
     loan: &loan::Model,
     payment: &payment::Model,

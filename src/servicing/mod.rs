@@ -686,14 +686,6 @@ impl History {
     }
 }
 
-/// Which of a loan's installments [`lock_with_installments`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstallmentRows {
-    /// Those not fully paid: all that a payment valued today can touch.
-    Unpaid,
-    All,
-}
-
 /// The loan, locked for the rest of the transaction, with its
 /// installments in number order; `None` if there is no such loan.
 ///
@@ -705,7 +697,6 @@ pub enum InstallmentRows {
 pub async fn lock_with_installments(
     transaction: &DatabaseTransaction,
     loan_id: Uuid,
-    rows: InstallmentRows,
 ) -> Result<Option<(loan::Model, Vec<installment::Model>)>, sea_orm::DbErr> {
     let Some(loan) = loan::Entity::find_by_id(loan_id)
         .lock_exclusive()
@@ -714,15 +705,48 @@ pub async fn lock_with_installments(
     else {
         return Ok(None);
     };
-    let mut select = installment::Entity::find()
-        .filter(installment::Column::LoanId.eq(loan_id))
-        .order_by_asc(installment::Column::Number);
-    if rows == InstallmentRows::Unpaid {
-        // A bound value, unlike the overdue filter: here the plan must be
-        // the (loan, number) key, not a partial index over every loan.
-        select = select.filter(installment::Column::Status.ne(InstallmentStatus::Paid));
+    let rows = installments_of(transaction, loan_id).await?;
+    Ok(Some((loan, rows)))
+}
+
+/// Loans locked for the rest of the transaction, in id order (as the
+/// overdue job locks them, so that neither can deadlock the other), each
+/// with its installments not fully paid, in number order: all that
+/// payments valued today can touch. A loan that does not exist is
+/// missing. Two statements, for the reason [`lock_with_installments`]
+/// gives.
+pub async fn lock_many_with_unpaid(
+    transaction: &DatabaseTransaction,
+    loan_ids: &[Uuid],
+) -> Result<BTreeMap<Uuid, (loan::Model, Vec<installment::Model>)>, sea_orm::DbErr> {
+    let loans = loan::Entity::find()
+        .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
+        .order_by_asc(loan::Column::Id)
+        .lock_exclusive()
+        .all(transaction)
+        .await?;
+    if loans.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    Ok(Some((loan, select.all(transaction).await?)))
+    let mut locked: BTreeMap<Uuid, (loan::Model, Vec<installment::Model>)> = loans
+        .into_iter()
+        .map(|loan| (loan.id, (loan, Vec::new())))
+        .collect();
+    // A bound value, unlike the overdue filter: here the plan must be the
+    // (loan, number) key, not a partial index over every loan.
+    let rows = installment::Entity::find()
+        .filter(installment::Column::LoanId.is_in(locked.keys().copied()))
+        .filter(installment::Column::Status.ne(InstallmentStatus::Paid))
+        .order_by_asc(installment::Column::LoanId)
+        .order_by_asc(installment::Column::Number)
+        .all(transaction)
+        .await?;
+    for row in rows {
+        if let Some((_, of_loan)) = locked.get_mut(&row.loan_id) {
+            of_loan.push(row);
+        }
+    }
+    Ok(locked)
 }
 
 /// Every installment of a loan, in number order.

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, TestResponse, TestUser};
 
 fn portions(payment: &Value) -> (&str, &str, &str) {
     (
@@ -599,4 +599,239 @@ async fn the_overdue_list_shows_unpaid_past_installments() {
     app.get("/payments/overdue?cursor=bogus", &admin.token)
         .await
         .assert_invalid_fields(&["cursor"]);
+}
+
+/// Two borrowers, each with an approved 1000.00 loan over 3 months at 0 %
+/// (installments of 333.33, 333.33 and 333.34).
+async fn two_borrowers_with_loans(app: &TestApp) -> [(TestUser, Uuid); 2] {
+    let admin = app.admin().await;
+    let mut pairs = Vec::new();
+    for name in ["first", "second"] {
+        let borrower = app.register(name).await;
+        let loan_id = app.apply(&borrower, "1000.00", 3).await;
+        app.approve(&admin, loan_id, Some(json!({ "annualInterestRate": "0" })))
+            .await;
+        pairs.push((borrower, loan_id));
+    }
+    pairs.try_into().expect("two pairs")
+}
+
+/// Sends `requests` together while the writers are held up (the write lock
+/// on SQLite, every loan's lock on PostgreSQL), so that all of them wait
+/// in the payment queue before any is written; their answers, in order.
+async fn send_while_writers_wait(
+    app: &TestApp,
+    requests: Vec<futures_util::future::BoxFuture<'_, TestResponse>>,
+) -> Vec<TestResponse> {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    let blocker = app.state.db.write.begin().await.expect("begin");
+    let hold = if app.state.db.backend() == DbBackend::Postgres {
+        "SELECT id FROM loans FOR UPDATE"
+    } else {
+        "UPDATE loans SET updated_at = updated_at WHERE 0"
+    };
+    blocker
+        .execute_unprepared(hold)
+        .await
+        .expect("hold the writers");
+    let sent = requests.len();
+    let release = async {
+        let queued = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+            app.state.payment_queue.unanswered() == sent
+        })
+        .await;
+        assert!(queued, "every request reaches the queue");
+        blocker.rollback().await.expect("release");
+    };
+    let (responses, ()) = tokio::join!(futures_util::future::join_all(requests), release);
+    responses
+}
+
+/// Payments that queue while their loans are locked are written together
+/// (fewer transactions than requests), and each request still gets the
+/// answer it would have had alone: payments accepted in any order, a
+/// stranger's refused, a closed loan's refused, an overpayment refused
+/// with its key left free, a repeated key answered once.
+#[tokio::test]
+async fn queued_payments_are_written_together_each_with_its_own_answer() {
+    use futures_util::FutureExt;
+
+    let app = TestApp::spawn().await;
+    let [(borrower, loan_id), (neighbour, other_loan)] = two_borrowers_with_loans(&app).await;
+    let stranger = app.register("stranger").await;
+    let pending_loan = app.apply(&borrower, "500.00", 3).await;
+
+    let (app, borrower) = (&app, &borrower);
+    let mut requests = Vec::new();
+    for number in 0..5 {
+        let key = format!("part-{number}");
+        requests.push(
+            async move {
+                app.pay(borrower, loan_id, json!("150.00"), Some(&key))
+                    .await
+            }
+            .boxed(),
+        );
+    }
+    for _ in 0..2 {
+        requests.push(
+            app.pay(borrower, loan_id, json!("100.00"), Some("same"))
+                .boxed(),
+        );
+    }
+    requests.push(
+        app.pay(borrower, loan_id, json!("2000.00"), Some("too-much"))
+            .boxed(),
+    );
+    requests.push(app.pay(&stranger, loan_id, json!("10.00"), None).boxed());
+    requests.push(
+        app.pay(borrower, pending_loan, json!("10.00"), None)
+            .boxed(),
+    );
+    for _ in 0..3 {
+        requests.push(
+            app.pay(&neighbour, other_loan, json!("100.00"), None)
+                .boxed(),
+        );
+    }
+    let before = app.state.payment_queue.transactions_committed();
+    let responses = send_while_writers_wait(app, requests).await;
+    let transactions = app.state.payment_queue.transactions_committed() - before;
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses,
+        [
+            201, 201, 201, 201, 201, 201, 201, 422, 404, 409, 201, 201, 201
+        ]
+    );
+    assert!(
+        transactions <= 6,
+        "13 requests in {transactions} transactions: at most one per writer while they \
+         were held, then the rest together, then the repeated key's"
+    );
+    let same = &responses[5..7];
+    assert_eq!(
+        same[0].body, same[1].body,
+        "one payment under the repeated key"
+    );
+    assert_eq!(
+        same.iter()
+            .filter(|r| r.header("idempotent-replayed") == Some("true"))
+            .count(),
+        1
+    );
+    responses[7].assert_invalid_fields(&["amount"]);
+    assert_eq!(app.count("payments").await, 9);
+
+    let loan = app
+        .get(&format!("/loans/{loan_id}"), &borrower.token)
+        .await
+        .body;
+    assert_eq!(loan["totalPaid"], "850.00");
+    assert_eq!(loan["outstanding"], "150.00");
+    assert_eq!(installment(&loan, 1)["status"], "PAID");
+    assert_eq!(installment(&loan, 2)["status"], "PAID");
+    assert_eq!(installment(&loan, 3)["amountPaid"], "183.34");
+    let other = app
+        .get(&format!("/loans/{other_loan}"), &neighbour.token)
+        .await
+        .body;
+    assert_eq!(other["totalPaid"], "300.00");
+    for id in [loan_id, other_loan] {
+        let differences = loan_tracker::servicing::verify_books(&app.state, id)
+            .await
+            .expect("verify");
+        assert!(differences.is_empty(), "{differences:?}");
+    }
+    // Each accepted payment has its own notice; the refused ones none.
+    assert_eq!(
+        app.notification_kinds(borrower.id)
+            .await
+            .iter()
+            .filter(|kind| *kind == "PAYMENT_RECEIVED")
+            .count(),
+        6
+    );
+    // The refused overpayment left its key free for another request.
+    app.pay(borrower, loan_id, json!("150.00"), Some("too-much"))
+        .await
+        .assert_status(201);
+    let loan = app
+        .get(&format!("/loans/{loan_id}"), &borrower.token)
+        .await
+        .body;
+    assert_eq!(loan["status"], "PAID");
+}
+
+/// When a combined transaction fails, its payments are written again one
+/// at a time: the one the database refuses fails alone.
+#[tokio::test]
+async fn a_payment_the_database_refuses_fails_alone_when_combined() {
+    use futures_util::FutureExt;
+
+    let app = TestApp::spawn().await;
+    let [(borrower, loan_id), (neighbour, other_loan)] = two_borrowers_with_loans(&app).await;
+    // A database rule this test adds: no payment of exactly 13.13.
+    if app.state.db.is_postgres() {
+        app.sql(
+            "CREATE FUNCTION refuse_1313() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.amount_minor = 1313 THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$",
+        )
+        .await;
+        app.sql(
+            "CREATE TRIGGER refuse_1313 BEFORE INSERT ON payments \
+             FOR EACH ROW EXECUTE FUNCTION refuse_1313()",
+        )
+        .await;
+    } else {
+        app.sql(
+            "CREATE TRIGGER refuse_1313 BEFORE INSERT ON payments \
+             WHEN NEW.amount_minor = 1313 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .await;
+    }
+
+    let requests = vec![
+        app.pay(&borrower, loan_id, json!("100.00"), Some("before"))
+            .boxed(),
+        app.pay(&neighbour, other_loan, json!("13.13"), None)
+            .boxed(),
+        app.pay(&borrower, loan_id, json!("200.00"), None).boxed(),
+        app.pay(&neighbour, other_loan, json!("50.00"), None)
+            .boxed(),
+    ];
+    let responses = send_while_writers_wait(&app, requests).await;
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses, [201, 500, 201, 201]);
+    assert_eq!(
+        responses[1].assert_problem(500)["detail"],
+        "The server failed to handle this request."
+    );
+    assert_eq!(app.count("payments").await, 3);
+    let loan = app
+        .get(&format!("/loans/{loan_id}"), &borrower.token)
+        .await
+        .body;
+    assert_eq!(loan["totalPaid"], "300.00");
+    let other = app
+        .get(&format!("/loans/{other_loan}"), &neighbour.token)
+        .await
+        .body;
+    assert_eq!(other["totalPaid"], "50.00");
+    for id in [loan_id, other_loan] {
+        let differences = loan_tracker::servicing::verify_books(&app.state, id)
+            .await
+            .expect("verify");
+        assert!(differences.is_empty(), "{differences:?}");
+    }
+    // The key of a payment that went through on the second try is kept.
+    let again = app
+        .pay(&borrower, loan_id, json!("100.00"), Some("before"))
+        .await;
+    again.assert_status(201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, responses[0].body);
 }
