@@ -17,10 +17,16 @@ use crate::read_routing::RecentWriters;
 
 /// Cache entries kept at most in process memory.
 const NEAR_CACHE_CAPACITY: u64 = 50_000;
-/// Transactions of combined payments open at once on PostgreSQL: while one
-/// waits for its commit to be flushed, the others are read and worked out.
-/// More only split the queue into smaller batches.
-const PAYMENT_WRITERS_ON_POSTGRES: usize = 4;
+/// How ordinary payments are combined (`payments::combining`), as
+/// (transactions open at once, payments per transaction). On PostgreSQL a
+/// few transactions, so that one batch is read and worked out while
+/// another waits for its commit, of up to 4 payments each: measured as
+/// fast as 8, 16 or 32 on spread and hot loans, with a lower p99 and a
+/// smaller resident set (every batch of a new shape is a statement each
+/// pooled connection prepares and keeps; BENCHMARKS.md). SQLite has one
+/// writer whatever the service does, so one transaction of up to 16.
+const PAYMENT_COMBINING_ON_POSTGRES: (usize, usize) = (4, 4);
+const PAYMENT_COMBINING_ON_SQLITE: (usize, usize) = (1, 16);
 
 /// Cloned into every request (by each middleware and extractor), so it is
 /// one reference-counted pointer.
@@ -106,11 +112,12 @@ impl AppState {
             .kind()
             .eq(&crate::config::DatabaseKind::Postgres)
             .then(|| config.database_url.expose().to_owned());
-        let payment_queue = PaymentQueue::new(if db.is_postgres() {
-            PAYMENT_WRITERS_ON_POSTGRES
+        let (writers, most_per_transaction) = if db.is_postgres() {
+            PAYMENT_COMBINING_ON_POSTGRES
         } else {
-            1
-        });
+            PAYMENT_COMBINING_ON_SQLITE
+        };
+        let payment_queue = PaymentQueue::new(writers, most_per_transaction);
         let state = AppState(Arc::new(Services {
             config: Arc::new(config),
             db,

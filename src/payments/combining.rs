@@ -5,7 +5,7 @@
 //! that retries, a lender's collection run. Alone, each one costs a durable
 //! commit, and the payments of one loan queue on its lock for the whole of
 //! it, the flush of the commit included. So a request joins a queue, and a
-//! writer takes everything queued (at most [`MOST_PER_TRANSACTION`]) into
+//! writer takes what is queued (up to a limit) into
 //! one transaction: it claims their idempotency keys, locks their loans in
 //! id order (as the overdue job does, so the two cannot deadlock), works
 //! the payments out one after another in the order they arrived, each from
@@ -44,15 +44,13 @@ use crate::policy;
 use crate::servicing::{self, Reconciliation};
 use axum::http::StatusCode;
 
-/// The most payments one transaction takes: enough to empty the queue of
-/// a busy service, few enough that one batch stays a modest statement.
-pub const MOST_PER_TRANSACTION: usize = 32;
-
 /// The queue of ordinary payments waiting for a writer.
 pub struct PaymentQueue {
     state: Mutex<Queue>,
     /// How many transactions of combined payments may be open at once.
     writers_allowed: usize,
+    /// The most payments one transaction takes.
+    most_per_transaction: usize,
 }
 
 struct Queue {
@@ -77,10 +75,9 @@ struct Job {
 }
 
 impl PaymentQueue {
-    /// A queue served by at most `writers_allowed` transactions at a time:
-    /// one on SQLite, which has one writer anyway; on PostgreSQL a few,
-    /// so that one batch is worked out while another commits.
-    pub fn new(writers_allowed: usize) -> PaymentQueue {
+    /// A queue served by at most `writers_allowed` transactions at a time,
+    /// each taking at most `most_per_transaction` payments.
+    pub fn new(writers_allowed: usize, most_per_transaction: usize) -> PaymentQueue {
         PaymentQueue {
             state: Mutex::new(Queue {
                 waiting: VecDeque::new(),
@@ -89,6 +86,7 @@ impl PaymentQueue {
                 committed: 0,
             }),
             writers_allowed: writers_allowed.max(1),
+            most_per_transaction: most_per_transaction.max(1),
         }
     }
 
@@ -127,7 +125,7 @@ impl PaymentQueue {
                 .idempotency_key
                 .as_ref()
                 .is_some_and(|key| !keys.insert((queued.job.actor.id, key.clone())));
-            if taken.len() == MOST_PER_TRANSACTION || repeated_key {
+            if taken.len() == self.most_per_transaction || repeated_key {
                 left.push_back(queued);
             } else {
                 taken.push(queued);
