@@ -321,12 +321,7 @@ async fn process_loans(
     fee: LateFeeRule,
     origin: Option<&JobOrigin>,
 ) -> anyhow::Result<Outcome> {
-    let loans = loan::Entity::find()
-        .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
-        .order_by_asc(loan::Column::Id)
-        .lock_exclusive()
-        .all(transaction)
-        .await?;
+    let loans = crate::servicing::lock_loans(transaction, loan_ids).await?;
     let installments = installment::Entity::find()
         .filter(installment::Column::LoanId.is_in(loan_ids.iter().copied()))
         .filter(installment::overdue_on(as_of))

@@ -709,6 +709,21 @@ pub async fn lock_with_installments(
     Ok(Some((loan, rows)))
 }
 
+/// The loans with these ids, locked for the rest of the transaction in id
+/// order: every operation that locks several loans takes them in this one
+/// order, so that no two can deadlock.
+pub async fn lock_loans(
+    transaction: &DatabaseTransaction,
+    loan_ids: &[Uuid],
+) -> Result<Vec<loan::Model>, sea_orm::DbErr> {
+    loan::Entity::find()
+        .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
+        .order_by_asc(loan::Column::Id)
+        .lock_exclusive()
+        .all(transaction)
+        .await
+}
+
 /// Loans locked for the rest of the transaction, in id order (as the
 /// overdue job locks them, so that neither can deadlock the other), each
 /// with its installments not fully paid, in number order: all that
@@ -719,12 +734,7 @@ pub async fn lock_many_with_unpaid(
     transaction: &DatabaseTransaction,
     loan_ids: &[Uuid],
 ) -> Result<BTreeMap<Uuid, (loan::Model, Vec<installment::Model>)>, sea_orm::DbErr> {
-    let loans = loan::Entity::find()
-        .filter(loan::Column::Id.is_in(loan_ids.iter().copied()))
-        .order_by_asc(loan::Column::Id)
-        .lock_exclusive()
-        .all(transaction)
-        .await?;
+    let loans = lock_loans(transaction, loan_ids).await?;
     if loans.is_empty() {
         return Ok(BTreeMap::new());
     }
