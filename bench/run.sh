@@ -7,7 +7,7 @@
 # Then the same binary on the embedded default (a SQLite file, no Redis)
 # beside a bare sqlx loop sending its statements.
 #
-#   bash bench/run.sh                         # full run (about 20 minutes)
+#   bash bench/run.sh                         # full run (about 20 minutes, and the release build)
 #   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
 #   SERVICE_BIN=/tmp/loan-tracker-before bash bench/run.sh   # another build,
 #       e.g. the previous commit's, against the same limits
