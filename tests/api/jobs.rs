@@ -106,10 +106,7 @@ async fn overdue_check_marks_charges_once_and_is_idempotent() {
     let first = app.run_job(&admin, "overdue-check", "2026-02-16").await;
     assert_eq!(first["processed"], 1);
     assert_eq!(counts(&first, &names), [1, 1, 1, 2, 0]);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &admin.token)
-        .await
-        .body;
+    let loan = app.loan_body(&admin.token, &loan_id).await;
     assert_eq!(loan["status"], "OVERDUE");
     // 5 % of the 888.49 owed is 44.4245, which rounds to 44.42.
     assert_eq!(loan["penaltiesOutstanding"], "44.42");
@@ -149,10 +146,7 @@ async fn overdue_check_marks_charges_once_and_is_idempotent() {
 
     let next_month = app.run_job(&admin, "overdue-check", "2026-03-16").await;
     assert_eq!(counts(&next_month, &names), [1, 1, 0, 2, 0]);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &admin.token)
-        .await
-        .body;
+    let loan = app.loan_body(&admin.token, &loan_id).await;
     assert_eq!(loan["penaltiesOutstanding"], "88.84");
     let overdue = app
         .get("/payments/overdue?asOf=2026-03-16", &admin.token)
@@ -203,10 +197,7 @@ async fn the_fee_is_on_what_is_still_owed_and_waits_for_the_grace_period() {
         ),
         [0, 1, 1]
     );
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &admin.token)
-        .await
-        .body;
+    let loan = app.loan_body(&admin.token, &loan_id).await;
     // 2.5 % of the 788.49 still owed is 19.71225 → 19.71.
     assert_eq!(loan["schedule"][0]["penalty"], "19.71");
     assert_eq!(loan["schedule"][0]["amountPaid"], "100.00");
@@ -248,10 +239,7 @@ async fn a_late_payment_pays_the_fee_first_and_the_loan_is_current_again() {
     assert_eq!(payment.body["interestPortion"], "100.00");
     assert_eq!(payment.body["principalPortion"], "788.49");
     assert_eq!(payment.body["loanStatus"], "APPROVED");
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["status"], "APPROVED");
     assert_eq!(loan["penaltiesOutstanding"], "0.00");
     assert_eq!(loan["schedule"][0]["status"], "PAID");
@@ -412,10 +400,7 @@ async fn the_cli_runs_the_same_job() {
             .expect("a time")
             .and_utc(),
     );
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["status"], "OVERDUE");
 
     let ahead = tokio::process::Command::new(env!("CARGO_BIN_EXE_loan-tracker"))

@@ -35,10 +35,7 @@ async fn a_full_installment_pays_its_interest_and_principal() {
     assert_eq!(payment["loanStatus"], "APPROVED");
     assert_eq!(payment["loanOutstanding"], "9773.37");
 
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "888.49");
     assert_eq!(loan["outstanding"], "9773.37");
     assert_eq!(loan["nextDueDate"], "2026-03-15");
@@ -64,10 +61,7 @@ async fn partial_payments_fill_interest_before_principal() {
     let first = app.pay(&borrower, loan_id, json!(50), None).await;
     first.assert_status(201);
     assert_eq!(portions(&first.body), ("0.00", "50.00", "0.00"));
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(installment(&loan, 1)["status"], "PARTIAL");
     assert_eq!(installment(&loan, 1)["amountPaid"], "50.00");
     assert_eq!(loan["nextDueDate"], "2026-02-15");
@@ -77,10 +71,7 @@ async fn partial_payments_fill_interest_before_principal() {
     second.assert_status(201);
     assert_eq!(portions(&second.body), ("788.49", "111.51", "0.00"));
     assert_eq!(second.body["loanOutstanding"], "9711.86");
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(installment(&loan, 1)["status"], "PAID");
     assert_eq!(installment(&loan, 2)["status"], "PARTIAL");
     assert_eq!(installment(&loan, 2)["amountPaid"], "61.51");
@@ -95,10 +86,7 @@ async fn one_payment_can_cover_several_installments() {
     response.assert_status(201);
     // #1 and #2 in full (888.49 each), then #3: 84.15 interest and 138.87 principal.
     assert_eq!(portions(&response.body), ("1723.73", "276.27", "0.00"));
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     let statuses: Vec<&str> = (1..=4)
         .map(|n| installment(&loan, n)["status"].as_str().expect("status"))
         .collect();
@@ -129,10 +117,7 @@ async fn more_than_is_owed_is_refused_and_nothing_is_written() {
     assert_eq!(app.count("payment_allocations").await, 0);
     assert!(app.audit_rows("PAYMENT_RECORDED").await.is_empty());
     assert_eq!(app.notification_kinds(borrower.id).await, ["LOAN_APPROVED"]);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "0.00");
     assert_eq!(loan["outstanding"], "10661.86");
 }
@@ -152,10 +137,7 @@ async fn paying_everything_marks_the_loan_paid() {
     last.assert_status(201);
     assert_eq!(last.body["loanStatus"], "PAID");
     assert_eq!(last.body["loanOutstanding"], "0.00");
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["status"], "PAID");
     assert_eq!(loan["totalPaid"], "1000.00");
     assert_eq!(loan["nextDueDate"], json!(null));
@@ -255,10 +237,7 @@ async fn an_idempotency_key_replays_the_original_payment() {
         .await
         .assert_status(201);
     assert_eq!(app.count("payments").await, 3);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "300.00");
 
     // After 24 hours the key is forgotten.
@@ -290,10 +269,7 @@ async fn racing_requests_with_one_key_record_one_payment() {
         .collect();
     assert_eq!(ids.len(), 1, "every answer is the one payment");
     assert_eq!(app.count("payments").await, 1);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "250.00");
 }
 
@@ -390,10 +366,7 @@ async fn a_late_payment_pays_the_penalty_first_and_ends_the_overdue_status() {
         rest.body["loanStatus"], "APPROVED",
         "nothing overdue is left"
     );
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["status"], "APPROVED");
     assert_eq!(loan["penaltiesOutstanding"], "0.00");
     assert_eq!(loan["totalPaid"], "932.91");
@@ -724,10 +697,7 @@ async fn queued_payments_are_written_together_each_with_its_own_answer() {
     responses[7].assert_invalid_fields(&["amount"]);
     assert_eq!(app.count("payments").await, 9);
 
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "850.00");
     assert_eq!(loan["outstanding"], "150.00");
     assert_eq!(installment(&loan, 1)["status"], "PAID");
@@ -757,10 +727,7 @@ async fn queued_payments_are_written_together_each_with_its_own_answer() {
     app.pay(borrower, loan_id, json!("150.00"), Some("too-much"))
         .await
         .assert_status(201);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["status"], "PAID");
 }
 
@@ -811,10 +778,7 @@ async fn a_payment_the_database_refuses_fails_alone_when_combined() {
         "The server failed to handle this request."
     );
     assert_eq!(app.count("payments").await, 3);
-    let loan = app
-        .get(&format!("/loans/{loan_id}"), &borrower.token)
-        .await
-        .body;
+    let loan = app.loan_body(&borrower.token, &loan_id).await;
     assert_eq!(loan["totalPaid"], "300.00");
     let other = app
         .get(&format!("/loans/{other_loan}"), &neighbour.token)

@@ -454,6 +454,14 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// `GET /loans/{id}` as `token`'s holder, which must answer 200: the
+    /// loan's body.
+    pub async fn loan_body(&self, token: &str, loan_id: &impl std::fmt::Display) -> Value {
+        let response = self.get(&format!("/loans/{loan_id}"), token).await;
+        response.assert_status(200);
+        response.body
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
         self.call(Method::POST, path, token, Some(body)).await
     }
