@@ -57,6 +57,12 @@ trap cleanup EXIT
 $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 
 SERVICE_BIN=${SERVICE_BIN:-target/release/loan-tracker}
+# What the footer names: the checkout's commit only when its own build ran.
+if [ "$SERVICE_BIN" = target/release/loan-tracker ]; then
+    BUILD="commit $(git rev-parse --short HEAD)"
+else
+    BUILD="service binary $SERVICE_BIN (the limits' scripts from commit $(git rev-parse --short HEAD))"
+fi
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
 JWT_SECRET="$SECRET" HOST=127.0.0.1 PORT="$PORT" DATABASE_MAX_CONNECTIONS=${POOL:-16} \
 ADMIN_EMAIL=admin@bench.example ADMIN_USERNAME=benchadmin ADMIN_PASSWORD='bench admin password' \
@@ -233,4 +239,4 @@ done
 } | tee -a "$RESULTS"
 echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ { print $2 }') GiB;" \
-    "PostgreSQL $($PG -tAc 'SHOW server_version'); commit $(git rev-parse --short HEAD); $(date -u +%Y-%m-%d)" | tee -a "$RESULTS"
+    "PostgreSQL $($PG -tAc 'SHOW server_version'); $BUILD; $(date -u +%Y-%m-%d)" | tee -a "$RESULTS"
