@@ -21,7 +21,7 @@
 //! hash.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,10 @@ struct JobQueue {
     job_added: Condvar,
     /// Bytes of working memory the hashing threads hold now.
     memory_held: AtomicUsize,
+    /// Argon2 work done since the start, in memory blocks filled (blocks
+    /// times passes): what every hash and verification cost, whatever the
+    /// parameters it was made with.
+    blocks_filled: AtomicU64,
 }
 
 #[derive(Default)]
@@ -166,6 +170,11 @@ impl HashingThread {
     ) -> argon2::Result<()> {
         let needed = argon.params().block_count();
         let own = self.argon.params().block_count();
+        self.queue.blocks_filled.fetch_add(
+            u64::from(argon.params().t_cost())
+                .saturating_mul(u64::try_from(needed).unwrap_or(u64::MAX)),
+            Ordering::Relaxed,
+        );
         if needed > own {
             // A hash stored with more memory than ours (by an earlier
             // version): memory for this hash only, which the login then
@@ -308,6 +317,12 @@ impl Passwords {
             .run(move |thread| thread.verify(password.expose_secret().as_bytes(), &hash))
             .await?;
         Ok(known && matches)
+    }
+
+    /// Argon2 work done since the start, in memory blocks filled. A login
+    /// adds the same amount whether or not the user exists.
+    pub fn blocks_filled(&self) -> u64 {
+        self.queue.blocks_filled.load(Ordering::Relaxed)
     }
 
     /// Whether `stored` was made with today's algorithm and parameters; a
