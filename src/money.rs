@@ -4,14 +4,19 @@
 //! the decimal text a client sent (a JSON string or the literal digits of a
 //! JSON number, never through a float), printed with exactly two decimals,
 //! and every arithmetic step is overflow-checked. Rates are percentages held
-//! as [`Decimal`]; converting a computed decimal amount back to minor units
-//! always rounds half to even (banker's rounding), so repeated roundings do
-//! not drift in one direction.
+//! as an integer count of ten-thousandths of a percent, so a rate is as
+//! exact as the text it came from.
+//!
+//! Every computed amount — interest, a late fee, interest accrued by days,
+//! a ratio — is one fraction of integers (the minor units times the rate's
+//! own digits, over a power of ten or a day count), divided and rounded
+//! half to even exactly once, at the end ([`divide_half_even`]). No decimal
+//! with finitely many digits stands between the inputs and that rounding,
+//! so an exact half-cent tie is seen as a tie and goes to the even cent.
 
 use std::fmt;
 use std::str::FromStr;
 
-use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Serialize, Serializer};
 
 /// Minor units per major unit: every currency we serve has two decimals.
@@ -138,17 +143,54 @@ impl Money {
         (share, self - others)
     }
 
-    /// The amount as an exact decimal in major units (`12.34`).
-    pub fn to_decimal(self) -> Decimal {
-        Decimal::new(self.0, 2)
+    /// `self × numerator ÷ denominator`, computed exactly and rounded half
+    /// to even to the cent once. `None` when the denominator is not
+    /// positive or the result does not fit in an amount.
+    pub fn times_fraction(self, numerator: i64, denominator: i64) -> Option<Money> {
+        let product = i128::from(self.0).checked_mul(i128::from(numerator))?;
+        let rounded = divide_half_even(product, i128::from(denominator))?;
+        i64::try_from(rounded).ok().map(Money)
     }
 
-    /// Rounds a decimal amount in major units half-to-even to the cent.
-    /// `None` when it does not fit.
-    pub fn from_decimal_half_even(amount: Decimal) -> Option<Money> {
-        let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
-        let minor = rounded.checked_mul(Decimal::from(MINOR_PER_MAJOR))?;
-        i64::try_from(minor).ok().map(Money)
+    /// The amount in major units as a float, for documentation only (an
+    /// OpenAPI bound); never for arithmetic.
+    pub fn approximate_major_units(self) -> f64 {
+        // i64 → f64 loses nothing below 2^53 minor units.
+        self.0 as f64 / MINOR_PER_MAJOR as f64
+    }
+}
+
+/// `numerator ÷ denominator` rounded to the nearest integer, an exact half
+/// going to the even neighbour. `None` when `denominator` is not positive.
+pub fn divide_half_even(numerator: i128, denominator: i128) -> Option<i128> {
+    if denominator <= 0 {
+        return None;
+    }
+    let quotient = numerator.div_euclid(denominator);
+    let remainder = numerator.rem_euclid(denominator);
+    // remainder ∈ [0, denominator): compare it with half the denominator
+    // without halving (2·remainder cannot overflow: remainder < denominator).
+    let remainder_against_half = (remainder * 2).cmp(&denominator);
+    Some(
+        if rounds_up_half_even(remainder_against_half, quotient % 2 != 0) {
+            quotient + 1
+        } else {
+            quotient
+        },
+    )
+}
+
+/// The half-even rule on a quotient rounded down: round up when the
+/// remainder is more than half the divisor (`remainder_against_half` compares
+/// 2·remainder with the divisor), or exactly half and the quotient is odd.
+pub fn rounds_up_half_even(
+    remainder_against_half: std::cmp::Ordering,
+    quotient_is_odd: bool,
+) -> bool {
+    match remainder_against_half {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => quotient_is_odd,
+        std::cmp::Ordering::Less => false,
     }
 }
 
@@ -232,9 +274,11 @@ impl<'a> std::iter::Sum<&'a Money> for Money {
 }
 
 /// A percentage such as an annual interest rate or a late-fee rate:
-/// `"12.5"` means 12.5 %. At most four decimals, never negative.
+/// `"12.5"` means 12.5 %. At most four decimals, never negative, at most
+/// 100. Held as an integer count of ten-thousandths of a percent
+/// (`12.5` → `125_000`), so every computation with it is exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Percent(Decimal);
+pub struct Percent(u32);
 
 /// Why a piece of text is not a percentage.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -249,59 +293,74 @@ pub enum PercentParseError {
 
 impl Percent {
     pub const MAX_DECIMALS: u32 = 4;
+    /// Ten-thousandths of a percent in one percent.
+    pub const UNITS_PER_PERCENT: u32 = 10_000;
+    /// Ten-thousandths of a percent in the whole (100 %).
+    pub const UNITS_PER_WHOLE: u32 = 100 * Self::UNITS_PER_PERCENT;
 
-    /// Parses plain decimal notation between 0 and 100 inclusive.
+    /// Parses plain decimal notation between 0 and 100 inclusive: digits,
+    /// optionally a `.` and at most four more digits.
     pub fn parse(text: &str) -> Result<Percent, PercentParseError> {
-        let well_formed = !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            && text.bytes().filter(|b| *b == b'.').count() <= 1
-            && !text.starts_with('.')
-            && !text.ends_with('.');
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits_only = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        let well_formed = !whole.is_empty()
+            && digits_only(whole)
+            && digits_only(fraction)
+            && !(text.ends_with('.'));
         if !well_formed {
             return Err(PercentParseError::Malformed);
         }
-        let value = Decimal::from_str(text).map_err(|_| PercentParseError::Malformed)?;
-        if value.scale() > Self::MAX_DECIMALS {
+        if fraction.len() > Self::MAX_DECIMALS as usize {
             return Err(PercentParseError::TooManyDecimals);
         }
-        if value > Decimal::ONE_HUNDRED {
+        let whole = whole.trim_start_matches('0');
+        if whole.len() > 3 {
             return Err(PercentParseError::OutOfRange);
         }
-        Ok(Percent(value.normalize()))
+        let whole: u32 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| PercentParseError::Malformed)?
+        };
+        let fraction_units: u32 = format!("{fraction:0<4}")
+            .parse()
+            .map_err(|_| PercentParseError::Malformed)?;
+        let units = whole * Self::UNITS_PER_PERCENT + fraction_units;
+        if units > Self::UNITS_PER_WHOLE {
+            return Err(PercentParseError::OutOfRange);
+        }
+        Ok(Percent(units))
     }
 
     pub fn zero() -> Percent {
-        Percent(Decimal::ZERO)
+        Percent(0)
     }
 
     pub fn is_zero(self) -> bool {
-        self.0.is_zero()
+        self.0 == 0
     }
 
-    /// The percentage as a decimal number of percent (`12.5`).
-    pub fn as_decimal(self) -> Decimal {
+    /// The percentage in ten-thousandths of a percent (`12.5` → `125000`).
+    pub fn units(self) -> u32 {
         self.0
     }
 
-    /// `amount × percent / 100`, rounded half-to-even to the cent.
+    /// `amount × percent / 100`, rounded half to even to the cent once:
+    /// `amount_minor × units ÷ 1 000 000`.
     pub fn of(self, amount: Money) -> Option<Money> {
-        let product = amount
-            .to_decimal()
-            .checked_mul(self.0)?
-            .checked_div(Decimal::ONE_HUNDRED)?;
-        Money::from_decimal_half_even(product)
+        amount.times_fraction(i64::from(self.0), i64::from(Self::UNITS_PER_WHOLE))
     }
 }
 
-/// Printed with at least one decimal: `12.0`, `12.5`, `7.25`.
+/// Printed with at least one decimal and no trailing zeros beyond it:
+/// `12.0`, `12.5`, `7.25`.
 impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let normal = self.0.normalize();
-        if normal.scale() == 0 {
-            write!(f, "{normal}.0")
-        } else {
-            write!(f, "{normal}")
-        }
+        let whole = self.0 / Self::UNITS_PER_PERCENT;
+        let fraction = format!("{:04}", self.0 % Self::UNITS_PER_PERCENT);
+        let fraction = fraction.trim_end_matches('0');
+        let fraction = if fraction.is_empty() { "0" } else { fraction };
+        write!(f, "{whole}.{fraction}")
     }
 }
 
@@ -406,13 +465,22 @@ mod tests {
 
     #[test]
     fn rounds_half_to_even() {
-        let round =
-            |text: &str| Money::from_decimal_half_even(Decimal::from_str(text).expect("decimal"));
-        assert_eq!(round("0.125"), Some(Money(12)));
-        assert_eq!(round("0.135"), Some(Money(14)));
-        assert_eq!(round("0.1251"), Some(Money(13)));
-        assert_eq!(round("-0.125"), Some(Money(-12)));
-        assert_eq!(round("2.5"), Some(Money(250)));
+        // 12.5 cents, 13.5 cents, 12.51 cents, -12.5 cents, 250 cents.
+        assert_eq!(divide_half_even(125, 10), Some(12));
+        assert_eq!(divide_half_even(135, 10), Some(14));
+        assert_eq!(divide_half_even(1251, 100), Some(13));
+        assert_eq!(divide_half_even(-125, 10), Some(-12));
+        assert_eq!(divide_half_even(-135, 10), Some(-14));
+        assert_eq!(divide_half_even(-126, 10), Some(-13));
+        assert_eq!(divide_half_even(2500, 10), Some(250));
+        assert_eq!(divide_half_even(1, 0), None);
+        // 1/3 of a cent is below the half; 2/3 above.
+        assert_eq!(divide_half_even(1, 3), Some(0));
+        assert_eq!(divide_half_even(2, 3), Some(1));
+        assert_eq!(Money(1050).times_fraction(1, 2), Some(Money(525)));
+        assert_eq!(Money(1051).times_fraction(1, 2), Some(Money(526)));
+        assert_eq!(Money(1053).times_fraction(1, 2), Some(Money(526)));
+        assert_eq!(Money(i64::MAX).times_fraction(2, 1), None);
     }
 
     #[test]
@@ -443,10 +511,50 @@ mod tests {
         );
         assert_eq!(Percent::parse("-1"), Err(PercentParseError::Malformed));
         assert_eq!(Percent::parse("1e2"), Err(PercentParseError::Malformed));
+        for malformed in ["", ".5", "5.", "1.2.3", " 5", "5%", "+5", "1,5"] {
+            assert_eq!(
+                Percent::parse(malformed),
+                Err(PercentParseError::Malformed),
+                "{malformed:?}"
+            );
+        }
+        assert_eq!(Percent::parse("18.25").map(Percent::units), Ok(182_500));
+        assert_eq!(Percent::parse("0.0001").map(Percent::units), Ok(1));
+        assert_eq!(
+            Percent::parse("007.5000").map(|p| p.to_string()),
+            Ok("7.5".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("7.50000"),
+            Err(PercentParseError::TooManyDecimals)
+        );
+        assert_eq!(Percent::parse("100").map(Percent::units), Ok(1_000_000));
+        assert_eq!(Percent::parse("0100.0"), Percent::parse("100"));
+        assert_eq!(Percent::parse("1000"), Err(PercentParseError::OutOfRange));
+        assert_eq!(
+            Percent::parse("99999999999999999999999"),
+            Err(PercentParseError::OutOfRange)
+        );
+        assert_eq!(
+            Percent::parse("9.9999").map(|p| p.to_string()),
+            Ok("9.9999".to_owned())
+        );
+        assert_eq!(
+            Percent::parse("0.05").map(|p| p.to_string()),
+            Ok("0.05".to_owned())
+        );
         // 5 % of 10.50 is 0.525, which rounds to the even cent 0.52.
         let five = Percent::parse("5").expect("percent");
         assert_eq!(five.of(Money(1050)), Some(Money(52)));
         assert_eq!(five.of(Money(1070)), Some(Money(54)));
+        // 2.5 % of 0.20 is half a cent (→ 0.00), of 0.60 one and a half
+        // (→ 0.02); 3.3333 % of 0.15 is 0.0049999… (→ 0.00).
+        let two_and_a_half = Percent::parse("2.5").expect("percent");
+        assert_eq!(two_and_a_half.of(Money(20)), Some(Money(0)));
+        assert_eq!(two_and_a_half.of(Money(60)), Some(Money(2)));
+        let third = Percent::parse("3.3333").expect("percent");
+        assert_eq!(third.of(Money(15)), Some(Money(0)));
+        assert_eq!(third.of(Money(16)), Some(Money(1)));
     }
 
     #[test]
@@ -474,8 +582,23 @@ mod tests {
         }
 
         #[test]
-        fn decimal_round_trip_is_exact(minor in -1_000_000_000_000i64..1_000_000_000_000) {
-            prop_assert_eq!(Money::from_decimal_half_even(Money(minor).to_decimal()), Some(Money(minor)));
+        fn half_even_division_matches_the_definition(
+            numerator in -1_000_000_000_000i128..1_000_000_000_000,
+            denominator in 1i128..1_000_000,
+        ) {
+            let rounded = divide_half_even(numerator, denominator).expect("positive denominator");
+            // |numerator/denominator − rounded| ≤ ½, and = ½ only with an even result.
+            let distance = (numerator - rounded * denominator).abs() * 2;
+            prop_assert!(distance <= denominator);
+            if distance == denominator {
+                prop_assert_eq!(rounded % 2, 0);
+            }
+        }
+
+        #[test]
+        fn percent_text_round_trips(units in 0u32..=1_000_000) {
+            let percent = Percent(units);
+            prop_assert_eq!(Percent::parse(&percent.to_string()), Ok(percent));
         }
     }
 }

@@ -8,11 +8,18 @@
 //! the principal still outstanding (plus its interest), so the principals
 //! add up to the loan amount to the cent. A 0 % loan splits the principal
 //! evenly, rounded down, and the last installment takes the remainder.
+//!
+//! Both roundings are exact: `r` is the fraction `units / 12 000 000`
+//! (the annual rate in ten-thousandths of a percent, over 12 months × 100 ×
+//! 10 000), a month's interest is `balance_minor × units ÷ 12 000 000`
+//! rounded half-even once, and the annuity amount is one fraction of big
+//! integers (see [`MonthlyRate::annuity_payment`]) rounded half-even once.
+//! An exact half-cent tie is therefore a tie, whatever the rate.
 
 use chrono::{Datelike, Months, NaiveDate};
-use rust_decimal::Decimal;
+use num_bigint::BigUint;
 
-use crate::money::{Money, Percent};
+use crate::money::{Money, Percent, rounds_up_half_even};
 
 /// The longest term we schedule, in months.
 pub const MAX_TERM_MONTHS: u32 = 360;
@@ -84,7 +91,7 @@ pub fn build_schedule(
         return Err(ScheduleError::Principal);
     }
     let due_dates = due_dates(first_due_date, day_of_month, term_months)?;
-    let monthly_rate = annual_rate.as_decimal() / Decimal::from(1200);
+    let monthly_rate = MonthlyRate::of(annual_rate);
     let (installment_amount, figures) = if monthly_rate.is_zero() {
         zero_rate_figures(principal, term_months)
     } else {
@@ -107,11 +114,11 @@ pub fn regular_amount(
     if !(1..=MAX_TERM_MONTHS).contains(&term_months) {
         return Err(ScheduleError::Term);
     }
-    let monthly_rate = annual_rate.as_decimal() / Decimal::from(1200);
+    let monthly_rate = MonthlyRate::of(annual_rate);
     if monthly_rate.is_zero() {
         Ok(principal.split_evenly(term_months).0)
     } else {
-        annuity_payment(principal, monthly_rate, term_months)
+        monthly_rate.annuity_payment(principal, term_months)
     }
 }
 
@@ -157,9 +164,6 @@ pub enum Reamortization {
 /// month, clamped; each month's interest is the balance × r, half-even,
 /// the first owing a full month's. `installment_amount` is the new regular
 /// amount.
-///
-/// Not yet used by the services: the groundwork of prepayments (see
-/// docs/api.md, "Planned").
 pub fn reamortize(
     base: Money,
     annual_rate: Percent,
@@ -171,7 +175,7 @@ pub fn reamortize(
     if !base.is_positive() {
         return Err(ScheduleError::Principal);
     }
-    let monthly_rate = annual_rate.as_decimal() / Decimal::from(1200);
+    let monthly_rate = MonthlyRate::of(annual_rate);
     let (installment_amount, figures) = match how {
         Reamortization::KeepCount(count) => {
             if !(1..=MAX_TERM_MONTHS).contains(&count) {
@@ -201,7 +205,7 @@ pub fn reamortize(
 /// refused.
 fn level_amount_figures(
     base: Money,
-    monthly_rate: Decimal,
+    monthly_rate: MonthlyRate,
     amount: Money,
 ) -> Result<Vec<(Money, Money)>, ScheduleError> {
     let mut balance = base;
@@ -210,7 +214,7 @@ fn level_amount_figures(
         if figures.len() >= MAX_TERM_MONTHS as usize {
             return Err(ScheduleError::Term);
         }
-        let interest = interest_on(balance, monthly_rate)?;
+        let interest = monthly_rate.interest_on(balance)?;
         let owed = balance
             .checked_add(interest)
             .ok_or(ScheduleError::Overflow)?;
@@ -240,14 +244,14 @@ fn zero_rate_figures(principal: Money, term_months: u32) -> (Money, Vec<(Money, 
 
 fn annuity_figures(
     principal: Money,
-    monthly_rate: Decimal,
+    monthly_rate: MonthlyRate,
     term_months: u32,
 ) -> Result<(Money, Vec<(Money, Money)>), ScheduleError> {
-    let amount = annuity_payment(principal, monthly_rate, term_months)?;
+    let amount = monthly_rate.annuity_payment(principal, term_months)?;
     let mut balance = principal;
     let mut figures = Vec::with_capacity(term_months as usize);
     for number in 1..=term_months {
-        let interest = interest_on(balance, monthly_rate)?;
+        let interest = monthly_rate.interest_on(balance)?;
         let principal_part = if number == term_months {
             balance
         } else {
@@ -266,49 +270,81 @@ fn annuity_figures(
     Ok((amount, figures))
 }
 
-/// `P·r·(1+r)^n / ((1+r)^n − 1)`, the same as `P·r / (1 − (1+r)^−n)`,
-/// rounded half-even to the cent.
-fn annuity_payment(
-    principal: Money,
-    monthly_rate: Decimal,
-    term_months: u32,
-) -> Result<Money, ScheduleError> {
-    let growth = power(Decimal::ONE + monthly_rate, term_months)?;
-    let numerator = principal
-        .to_decimal()
-        .checked_mul(monthly_rate)
-        .and_then(|value| value.checked_mul(growth))
-        .ok_or(ScheduleError::Overflow)?;
-    let amount = numerator
-        .checked_div(growth - Decimal::ONE)
-        .ok_or(ScheduleError::Overflow)?;
-    Money::from_decimal_half_even(amount).ok_or(ScheduleError::Overflow)
+/// The monthly rate `r = annual / 12 / 100` as an exact fraction
+/// `numerator / denominator` in lowest terms (18.25 % → 73 / 4800).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthlyRate {
+    numerator: u64,
+    denominator: u64,
 }
 
-/// `balance × r`, rounded half-even to the cent.
-fn interest_on(balance: Money, monthly_rate: Decimal) -> Result<Money, ScheduleError> {
-    let interest = balance
-        .to_decimal()
-        .checked_mul(monthly_rate)
-        .ok_or(ScheduleError::Overflow)?;
-    Money::from_decimal_half_even(interest).ok_or(ScheduleError::Overflow)
-}
-
-/// `base^exponent` by repeated squaring.
-fn power(base: Decimal, exponent: u32) -> Result<Decimal, ScheduleError> {
-    let mut result = Decimal::ONE;
-    let mut square = base;
-    let mut remaining = exponent;
-    while remaining > 0 {
-        if remaining & 1 == 1 {
-            result = result.checked_mul(square).ok_or(ScheduleError::Overflow)?;
-        }
-        remaining >>= 1;
-        if remaining > 0 {
-            square = square.checked_mul(square).ok_or(ScheduleError::Overflow)?;
+impl MonthlyRate {
+    /// `annual` (in ten-thousandths of a percent) over 12 months × the
+    /// whole (1 000 000 ten-thousandths).
+    pub fn of(annual: Percent) -> MonthlyRate {
+        let numerator = u64::from(annual.units());
+        let denominator = 12 * u64::from(Percent::UNITS_PER_WHOLE);
+        let common = greatest_common_divisor(numerator, denominator);
+        MonthlyRate {
+            numerator: numerator / common,
+            denominator: denominator / common,
         }
     }
-    Ok(result)
+
+    pub fn is_zero(self) -> bool {
+        self.numerator == 0
+    }
+
+    /// `balance × r`, rounded half-even to the cent once.
+    pub fn interest_on(self, balance: Money) -> Result<Money, ScheduleError> {
+        let numerator = i64::try_from(self.numerator).map_err(|_| ScheduleError::Overflow)?;
+        let denominator = i64::try_from(self.denominator).map_err(|_| ScheduleError::Overflow)?;
+        balance
+            .times_fraction(numerator, denominator)
+            .ok_or(ScheduleError::Overflow)
+    }
+
+    /// `P·r / (1 − (1+r)^−n)`, rounded half-even to the cent once.
+    ///
+    /// With `r = a/d` the amount is `P·a·(d+a)^n / (d·((d+a)^n − d^n))`
+    /// exactly: one fraction of (big) integers, divided once. `(d+a)^n`
+    /// has up to about 8 600 bits for 360 months, which a big integer
+    /// multiplies in microseconds.
+    pub fn annuity_payment(
+        self,
+        principal: Money,
+        term_months: u32,
+    ) -> Result<Money, ScheduleError> {
+        let minor = u64::try_from(principal.minor()).map_err(|_| ScheduleError::Principal)?;
+        if self.is_zero() || term_months == 0 {
+            return Err(ScheduleError::Term);
+        }
+        let a = BigUint::from(self.numerator);
+        let d = BigUint::from(self.denominator);
+        let grown = (&d + &a).pow(term_months);
+        let numerator = BigUint::from(minor) * &a * &grown;
+        let denominator = &d * (&grown - d.pow(term_months));
+        let quotient = &numerator / &denominator;
+        let twice_remainder = (&numerator % &denominator) * 2u32;
+        let odd = quotient.bit(0);
+        let rounded = if rounds_up_half_even(twice_remainder.cmp(&denominator), odd) {
+            quotient + 1u32
+        } else {
+            quotient
+        };
+        u64::try_from(&rounded)
+            .ok()
+            .and_then(|value| i64::try_from(value).ok())
+            .map(Money::from_minor)
+            .ok_or(ScheduleError::Overflow)
+    }
+}
+
+fn greatest_common_divisor(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
 }
 
 /// The due dates: `first` and then `day_of_month` of each following month,
@@ -514,7 +550,7 @@ mod tests {
         prop_oneof![
             Just(Percent::zero()),
             (0u32..=1_000_000).prop_map(|units| {
-                let text = Decimal::new(i64::from(units), 4).to_string();
+                let text = format!("{}.{:04}", units / 10_000, units % 10_000);
                 Percent::parse(&text).expect("in range")
             }),
         ]

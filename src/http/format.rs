@@ -159,8 +159,8 @@ pub fn amount_input_schema(
             "An amount from {min} to {max} with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50)."
         ),
         &amount_pattern(min, max),
-        min.to_decimal().try_into().unwrap_or(0.0),
-        max.to_decimal().try_into().unwrap_or(f64::MAX),
+        min.approximate_major_units(),
+        max.approximate_major_units(),
         0.01,
     )
 }

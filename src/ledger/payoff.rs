@@ -12,7 +12,6 @@
 //! pays ([`settlement_owed`]).
 
 use chrono::{Months, NaiveDate};
-use rust_decimal::Decimal;
 
 use super::allocation::Owed;
 use super::replay::LedgerState;
@@ -79,8 +78,9 @@ pub fn settlement_owed(state: &LedgerState, as_of: NaiveDate) -> Option<Vec<Owed
     }
     Some(owed_by_installment)
 }
-/// `interest × elapsed ÷ length`, half-even to the cent, for a period from
-/// `start` to `end` looked at on `as_of`.
+/// `interest × elapsed ÷ length`, for a period from `start` to `end`
+/// looked at on `as_of`: one fraction of integers (minor units × days ÷
+/// days), rounded half-even to the cent once.
 fn accrued_interest(
     interest: Money,
     start: NaiveDate,
@@ -92,11 +92,7 @@ fn accrued_interest(
         return Some(interest);
     }
     let elapsed = (as_of - start).num_days().clamp(0, length);
-    let accrued = interest
-        .to_decimal()
-        .checked_mul(Decimal::from(elapsed))?
-        .checked_div(Decimal::from(length))?;
-    Money::from_decimal_half_even(accrued)
+    interest.times_fraction(elapsed, length)
 }
 
 #[cfg(test)]
@@ -216,6 +212,31 @@ mod tests {
                 "2026-03-10"
             ),
             figures("9211.51", "25.67", "0.00", "9237.18")
+        );
+    }
+
+    #[test]
+    fn accrued_interest_at_a_half_cent_goes_to_the_even_cent() {
+        let (start, end) = (date("2026-04-15"), date("2026-05-15"));
+        // 30-day period: 0.03 × 5 ÷ 30 = 0.005 → 0.00; 0.09 × 5 ÷ 30 =
+        // 0.015 → 0.02; 100.01 × 15 ÷ 30 = 50.005 → 50.00.
+        let accrued =
+            |cents, day| accrued_interest(Money::from_minor(cents), start, end, date(day));
+        assert_eq!(accrued(3, "2026-04-20"), Some(Money::from_minor(0)));
+        assert_eq!(accrued(9, "2026-04-20"), Some(Money::from_minor(2)));
+        assert_eq!(
+            accrued(10_001, "2026-04-30"),
+            Some(Money::from_minor(5_000))
+        );
+        assert_eq!(
+            accrued(10_003, "2026-04-30"),
+            Some(Money::from_minor(5_002))
+        );
+        // Before the period and after it: nothing and everything.
+        assert_eq!(accrued(10_003, "2026-04-01"), Some(Money::ZERO));
+        assert_eq!(
+            accrued(10_003, "2026-06-01"),
+            Some(Money::from_minor(10_003))
         );
     }
 

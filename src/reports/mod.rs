@@ -11,7 +11,6 @@
 pub mod handlers;
 
 use chrono::{Days, NaiveDate};
-use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, IsolationLevel,
     Statement, TransactionTrait, Value,
@@ -20,7 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::enums::{DelinquencyBucket, LoanStatus};
-use crate::money::Money;
+use crate::money::{Money, divide_half_even};
 
 /// Loans per status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -230,15 +229,22 @@ async fn figures(
     })
 }
 
-/// `part ÷ whole` with 4 decimals, half-even; `"0.0000"` when `whole` is
-/// zero.
+/// `part ÷ whole` with 4 decimals: `part × 10 000 ÷ whole` in minor units,
+/// rounded half-even once; `"0.0000"` when `whole` is zero.
 pub fn ratio(part: Money, whole: Money) -> String {
-    if !whole.is_positive() {
-        return "0.0000".to_owned();
+    const TEN_THOUSANDTHS: i128 = 10_000;
+    let scaled = i128::from(part.minor())
+        .checked_mul(TEN_THOUSANDTHS)
+        .and_then(|numerator| divide_half_even(numerator, i128::from(whole.minor())));
+    match scaled {
+        Some(value) if whole.is_positive() => format!(
+            "{}{}.{:04}",
+            if value < 0 { "-" } else { "" },
+            value.abs() / TEN_THOUSANDTHS,
+            value.abs() % TEN_THOUSANDTHS
+        ),
+        _ => "0.0000".to_owned(),
     }
-    let value = (Decimal::from(part.minor()) / Decimal::from(whole.minor()))
-        .round_dp_with_strategy(4, RoundingStrategy::MidpointNearestEven);
-    format!("{value:.4}")
 }
 
 /// The bucket rows as CSV: a header, then one line per bucket, money with
@@ -281,5 +287,8 @@ mod tests {
         assert_eq!(ratio(money(1), money(3)), "0.3333");
         assert_eq!(ratio(money(1), money(20_000)), "0.0000");
         assert_eq!(ratio(money(3), money(20_000)), "0.0002");
+        // 2 ÷ 3 = 0.66666… → 0.6667; 1 ÷ 6 = 0.16666… → 0.1667.
+        assert_eq!(ratio(money(2), money(3)), "0.6667");
+        assert_eq!(ratio(money(1), money(6)), "0.1667");
     }
 }

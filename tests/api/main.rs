@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod backup;
 mod connections;
+mod exact_money;
 mod http;
 mod jobs;
 mod loans;
