@@ -30,7 +30,7 @@ use crate::config::{Config, DatabaseKind};
 pub const POSTGRES_ADVICE: &str = "this service keeps its books in PostgreSQL, whose own tools do this better: \
 back up with `pg_dump --format=custom` (a consistent snapshot while the service runs) or with base backups and \
 WAL archiving (`pg_basebackup`, `archive_command`) for point-in-time recovery; restore with `pg_restore` into an \
-empty database, or by recovering the base backup. See the README's operations section.";
+empty database, or by recovering the base backup. See docs/operations.md, \"Backups\".";
 
 /// The SQLite file a configuration names, or why there is none.
 fn database_file(config: &Config) -> anyhow::Result<PathBuf> {
