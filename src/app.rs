@@ -12,7 +12,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::rate_limit::Limiter;
-use crate::payments::combining::PaymentQueue;
+use crate::payments::queue::PaymentQueue;
 use crate::read_routing::RecentWriters;
 
 /// Cache entries kept at most in process memory.
@@ -107,18 +107,13 @@ impl AppState {
             &config.redis_key_prefix,
         );
         crate::metrics::install();
-        let database_url = config
-            .database_url
-            .kind()
-            .eq(&crate::config::DatabaseKind::Postgres)
-            .then(|| config.database_url.expose().to_owned());
         let (writers, most_per_transaction) = if db.is_postgres() {
             PAYMENT_COMBINING_ON_POSTGRES
         } else {
             PAYMENT_COMBINING_ON_SQLITE
         };
         let payment_queue = PaymentQueue::new(writers, most_per_transaction);
-        let state = AppState(Arc::new(Services {
+        Ok(AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
             clock,
@@ -130,16 +125,23 @@ impl AppState {
             rate_limiter: Arc::new(rate_limiter),
             recent_writers: Arc::new(recent_writers),
             payment_queue,
-        }));
-        if let Some(url) = database_url
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(crate::auth::user_changes::follow(
-                url,
-                Arc::downgrade(&state.0),
-            ));
+        })))
+    }
+
+    /// A handle that does not keep the services alive: background tasks
+    /// hold it and stop when it no longer upgrades.
+    pub fn downgrade(&self) -> std::sync::Weak<Services> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// What the servicing pipeline needs of the service: the clock, the
+    /// calendar and the late-fee rule.
+    pub fn servicing(&self) -> crate::servicing::ServicingContext {
+        crate::servicing::ServicingContext {
+            clock: self.clock.clone(),
+            timezone: self.config.timezone,
+            late_fee: self.config.late_fee_rule(),
         }
-        Ok(state)
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

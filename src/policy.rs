@@ -18,14 +18,16 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::enums::Role;
-use crate::http::error::{AppError, AppResult};
+
+/// A permission refused, with the reason the caller is told (a 403 at the
+/// HTTP edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("forbidden: {0}")]
+pub struct Forbidden(pub &'static str);
 
 /// A permission that depends only on the caller's role.
 pub trait Rule: 'static {
@@ -51,15 +53,15 @@ impl<R> Clone for Permit<R> {
 impl<R> Copy for Permit<R> {}
 
 impl<R: Rule> Permit<R> {
-    /// The permit, if `actor` has a role `R` allows; else 403.
-    pub fn check(actor: Actor) -> AppResult<Permit<R>> {
+    /// The permit, if `actor` has a role `R` allows; else refused.
+    pub fn check(actor: Actor) -> Result<Permit<R>, Forbidden> {
         if R::allows(actor.role) {
             Ok(Permit {
                 actor,
                 rule: PhantomData,
             })
         } else {
-            Err(AppError::Forbidden(R::REFUSAL))
+            Err(Forbidden(R::REFUSAL))
         }
     }
 }
@@ -68,18 +70,6 @@ impl<R> Permit<R> {
     /// Who holds it.
     pub fn actor(&self) -> Actor {
         self.actor
-    }
-}
-
-impl<R: Rule> FromRequestParts<AppState> for Permit<R> {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let actor = Actor::from_request_parts(parts, state).await?;
-        Permit::check(actor)
     }
 }
 
@@ -141,11 +131,11 @@ role_rules! {
 
 /// For per-user paths (`/users/:id`, `/loans/user/:id`, …): the user
 /// themselves or staff, else 403.
-pub fn require_own_or_staff(actor: Actor, user_id: Uuid) -> AppResult<()> {
+pub fn require_own_or_staff(actor: Actor, user_id: Uuid) -> Result<(), Forbidden> {
     if actor.id == user_id || actor.role.is_staff() {
         Ok(())
     } else {
-        Err(AppError::Forbidden("You may only access your own records."))
+        Err(Forbidden("You may only access your own records."))
     }
 }
 
@@ -157,11 +147,15 @@ pub fn may_see(actor: Actor, owner_id: Uuid) -> bool {
 
 /// For what only the borrower may do to their own loan (withdraw an
 /// application): staff who may see the loan get 403.
-pub fn require_borrower(actor: Actor, owner_id: Uuid, refusal: &'static str) -> AppResult<()> {
+pub fn require_borrower(
+    actor: Actor,
+    owner_id: Uuid,
+    refusal: &'static str,
+) -> Result<(), Forbidden> {
     if actor.id == owner_id {
         Ok(())
     } else {
-        Err(AppError::Forbidden(refusal))
+        Err(Forbidden(refusal))
     }
 }
 
@@ -222,7 +216,7 @@ mod tests {
         assert!(require_own_or_staff(user, user.id).is_ok());
         assert!(matches!(
             require_own_or_staff(user, other),
-            Err(AppError::Forbidden(_))
+            Err(Forbidden(_))
         ));
         assert!(require_own_or_staff(actor(Role::Manager), other).is_ok());
         assert!(may_see(user, user.id));

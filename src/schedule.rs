@@ -369,6 +369,15 @@ pub fn due_dates(
         .collect()
 }
 
+/// Whether a loan approved on `today` may have its first installment due
+/// on `first_due_date`: up to a year either side of the approval date
+/// (past dates serve loans migrated in from elsewhere).
+pub fn first_due_date_allowed(first_due_date: NaiveDate, today: NaiveDate) -> bool {
+    let earliest = today.checked_sub_months(Months::new(12));
+    let latest = today.checked_add_months(Months::new(12));
+    matches!((earliest, latest), (Some(earliest), Some(latest)) if (earliest..=latest).contains(&first_due_date))
+}
+
 /// `date` plus one month, keeping the day where the month has it and
 /// clamping to the month's end otherwise (Jan 31 → Feb 28/29).
 pub fn one_month_after(date: NaiveDate) -> Option<NaiveDate> {

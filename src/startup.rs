@@ -108,8 +108,23 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .await
         .context("cannot apply migrations")?;
     let state = AppState::new(config, db, clock, &secret)?;
+    follow_user_changes(&state);
     bootstrap_admin(&state).await?;
     Ok(state)
+}
+
+/// On PostgreSQL, drops a cached user the moment their row changes (see
+/// `auth::user_changes`), for as long as the state lives.
+fn follow_user_changes(state: &AppState) {
+    if state.config.database_url.kind() != crate::config::DatabaseKind::Postgres {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(crate::auth::user_changes::follow(
+            state.config.database_url.expose().to_owned(),
+            state.downgrade(),
+        ));
+    }
 }
 
 /// Creates the `ADMIN_*` administrator if configured and not yet there.

@@ -9,13 +9,21 @@ use uuid::Uuid;
 
 use crate::db::batch::WriteBatch;
 use crate::db::entities::audit_log;
-use crate::http::client::RequestMeta;
 
 pub mod handlers;
 pub mod service;
 pub mod views;
 
 pub use crate::enums::{AuditAction, EntityType};
+
+/// Facts about the request behind a change, recorded in its audit entry
+/// (`crate::http::extract` reads them off a request).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+}
 
 /// One audit entry before it is stored.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use super::service::{self, AuthResponse, LoginIdentifier, Registration};
 use crate::app::AppState;
-use crate::http::client::RequestMeta;
-use crate::http::client::client_ip;
+use crate::audit::RequestMeta;
+use crate::http::client_address::client_ip;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, JsonBody, Validator, accept};
 use crate::users::domain::{self, Email, NewPassword, Username};

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::tokens::{hash_refresh_token, new_refresh_token};
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::db::entities::{Role, refresh_session, user};
-use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::users::domain::{Email, NewPassword, Username};
 use crate::users::service::{self as users, NewUser, ProfileInput};

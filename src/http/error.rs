@@ -272,3 +272,9 @@ fn problem_response(status: StatusCode, slug: &str, title: &str, detail: &str) -
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+impl From<crate::policy::Forbidden> for AppError {
+    fn from(refused: crate::policy::Forbidden) -> Self {
+        AppError::Forbidden(refused.0)
+    }
+}

@@ -157,7 +157,7 @@ async fn rate_limit(state: &crate::app::AppState, mut request: Request, next: Ne
     if exempt {
         return next.run(request).await;
     }
-    let claims = crate::auth::actor::bearer_token_of(request.headers())
+    let claims = crate::http::extract::bearer_token_of(request.headers())
         .and_then(|token| state.tokens.verify_access(token, state.now()).ok());
     let user_id = claims.as_ref().map(|claims| claims.sub);
     let user = user_id.map(|id| format!("user:{id}"));
@@ -167,7 +167,7 @@ async fn rate_limit(state: &crate::app::AppState, mut request: Request, next: Ne
         request.extensions_mut().insert(claims);
     }
     let key = user.unwrap_or_else(|| {
-        let ip = crate::http::client::client_ip_of(
+        let ip = crate::http::client_address::client_ip_of(
             request.extensions(),
             request.headers(),
             &state.config.trusted_proxies,
@@ -283,7 +283,7 @@ pub async fn remember_writes(
     let writer = if reads_only || state.config.database_read_url.is_none() {
         None
     } else {
-        crate::auth::actor::verified_claims(request.extensions(), request.headers(), &state)
+        crate::http::extract::verified_claims(request.extensions(), request.headers(), &state)
             .map(|claims| claims.sub)
     };
     let response = next.run(request).await;

@@ -3,15 +3,17 @@
 //! the operations endpoints. The routes themselves are assembled in
 //! [`crate::router`].
 
-pub mod client;
+pub mod client_address;
 pub mod docs;
 pub mod error;
+pub mod extract;
 pub mod format;
 pub mod health;
 pub mod json;
 pub mod middleware;
 pub mod pagination;
 pub mod path;
+pub mod problems;
 pub mod rate_limit;
 
 /// Request bodies above this size are refused with 413.

@@ -9,8 +9,8 @@ use utoipa_axum::routes;
 
 use super::{JobName, JobOrigin, JobReport, Trigger};
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::calendar::parse_date;
-use crate::http::client::RequestMeta;
 use crate::http::error::{AppError, AppResult};
 use crate::http::json::{Field, OptionalJsonBody, Validator};
 use crate::policy::{Permit, RunJobs};

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::db::entities::job_run;
-use crate::http::client::RequestMeta;
 
 pub mod archive;
 pub mod handlers;
@@ -192,7 +192,7 @@ async fn execute(
     let now = state.now();
     let result = match job {
         JobName::PaymentReminders => reminders::payment_reminders(state, as_of, now).await,
-        JobName::OverdueCheck => overdue::overdue_check(state, as_of, now, origin).await,
+        JobName::OverdueCheck => overdue::overdue_check(state, as_of, origin).await,
         JobName::AuditArchive => archive::audit_archive(state, as_of, now).await,
     };
     let (status, processed, details) = match &result {

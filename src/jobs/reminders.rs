@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{BATCH_SIZE, JobName, JobReport};
 use crate::app::AppState;
-use crate::db::entities::{NotificationKind, installment, loan};
-use crate::notifications::{self, NewNotification};
+use crate::db::entities::{installment, loan};
+use crate::notifications::{self, messages};
 
 pub async fn payment_reminders(
     state: &AppState,
@@ -79,23 +79,14 @@ async fn remind_for(
             else {
                 continue;
             };
-            let owed = row.figures().still_owed();
-            let when = if days == 1 {
-                "tomorrow".to_owned()
-            } else {
-                format!("in {days} days")
-            };
-            let reminder = NewNotification {
-                user_id: loan.user_id,
-                loan_id: loan.id,
-                kind: NotificationKind::PaymentDueSoon,
-                title: format!("Payment due {when}"),
-                message: format!(
-                    "Installment #{} of your loan, {owed} {}, is due {when} ({}).",
-                    row.number, loan.currency, row.due_date
-                ),
-                dedup_key: Some(format!("due-soon:{}:{days}", row.id)),
-            };
+            let reminder = messages::payment_due_soon(
+                loan,
+                row.id,
+                row.number,
+                row.due_date,
+                row.figures().still_owed(),
+                days,
+            );
             match notifications::write_once(&state.db.write, reminder, now).await {
                 Ok(written) => report.add("remindersWritten", u64::from(written)),
                 Err(error) => {

@@ -19,6 +19,36 @@ impl Owed {
     pub fn total(&self) -> Money {
         self.penalty + self.interest + self.principal
     }
+
+    /// What is left of each part once `paid` is taken off: the one
+    /// definition of "still owed".
+    pub fn less(self, paid: Owed) -> Owed {
+        Owed {
+            penalty: self.penalty - paid.penalty,
+            interest: self.interest - paid.interest,
+            principal: self.principal - paid.principal,
+        }
+    }
+}
+
+impl std::ops::Add for Owed {
+    type Output = Owed;
+
+    fn add(self, other: Owed) -> Owed {
+        Owed {
+            penalty: self.penalty + other.penalty,
+            interest: self.interest + other.interest,
+            principal: self.principal + other.principal,
+        }
+    }
+}
+
+impl std::ops::Sub for Owed {
+    type Output = Owed;
+
+    fn sub(self, other: Owed) -> Owed {
+        self.less(other)
+    }
 }
 
 /// What a payment pays of one installment; `index` is the installment's

@@ -19,30 +19,70 @@ pub fn days_past_due(oldest_unpaid_due: Option<NaiveDate>, today: NaiveDate) -> 
         .unwrap_or(0)
 }
 
+/// The days past due each bucket holds, inclusive (`None`: no upper
+/// limit), in bucket order: the one definition of the bucket limits, from
+/// which the Rust rule, the lists' date ranges and the report's SQL are
+/// all made.
+const DAYS_IN_BUCKET: [(DelinquencyBucket, u64, Option<u64>); 5] = [
+    (DelinquencyBucket::Current, 0, Some(0)),
+    (DelinquencyBucket::Days1To30, 1, Some(30)),
+    (DelinquencyBucket::Days31To60, 31, Some(60)),
+    (DelinquencyBucket::Days61To90, 61, Some(90)),
+    (DelinquencyBucket::Days91Plus, 91, None),
+];
+
 pub fn bucket_of(days_past_due: i64) -> DelinquencyBucket {
-    match days_past_due {
-        i64::MIN..=0 => DelinquencyBucket::Current,
-        1..=30 => DelinquencyBucket::Days1To30,
-        31..=60 => DelinquencyBucket::Days31To60,
-        61..=90 => DelinquencyBucket::Days61To90,
-        _ => DelinquencyBucket::Days91Plus,
-    }
+    let days = u64::try_from(days_past_due).unwrap_or(0);
+    DAYS_IN_BUCKET
+        .iter()
+        .find(|(_, from, to)| days >= *from && to.is_none_or(|to| days <= to))
+        .map_or(DelinquencyBucket::Days91Plus, |(bucket, _, _)| *bucket)
 }
 
 /// The oldest unpaid due dates of the loans in `bucket` on `today`, as an
-/// inclusive range (`None`: open on that side).
+/// inclusive range (`None`: open on that side). A loan is current when
+/// its oldest unpaid due date is today or later.
 pub fn due_dates_in(
     bucket: DelinquencyBucket,
     today: NaiveDate,
 ) -> (Option<NaiveDate>, Option<NaiveDate>) {
     let days_ago = |days: u64| today.checked_sub_days(Days::new(days));
+    let Some((_, from, to)) = DAYS_IN_BUCKET.iter().find(|(b, _, _)| *b == bucket) else {
+        return (None, None);
+    };
+    let earliest = to.and_then(days_ago);
+    let latest = if *from == 0 { None } else { days_ago(*from) };
     match bucket {
         DelinquencyBucket::Current => (Some(today), None),
-        DelinquencyBucket::Days1To30 => (days_ago(30), days_ago(1)),
-        DelinquencyBucket::Days31To60 => (days_ago(60), days_ago(31)),
-        DelinquencyBucket::Days61To90 => (days_ago(90), days_ago(61)),
-        DelinquencyBucket::Days91Plus => (None, days_ago(91)),
+        _ => (earliest, latest),
     }
+}
+
+/// The bucket of a loan row in SQL: a `CASE` over `next_due_date` (the
+/// oldest unpaid due date; a loan without one is current), with `{pN}`
+/// placeholders for the dates it compares with, which it returns in order.
+pub fn bucket_sql(today: NaiveDate) -> (String, Vec<NaiveDate>) {
+    let mut sql = String::from("CASE");
+    let mut dates = Vec::new();
+    for (bucket, _, to) in DAYS_IN_BUCKET {
+        let Some(to) = to else {
+            sql.push_str(&format!(" ELSE '{}' END", bucket.as_str()));
+            return (sql, dates);
+        };
+        dates.push(today.checked_sub_days(Days::new(to)).unwrap_or(today));
+        let null_is_current = if bucket == DelinquencyBucket::Current {
+            "next_due_date IS NULL OR "
+        } else {
+            ""
+        };
+        sql.push_str(&format!(
+            " WHEN {null_is_current}next_due_date >= {{p{}}} THEN '{}'",
+            dates.len(),
+            bucket.as_str()
+        ));
+    }
+    sql.push_str(" END");
+    (sql, dates)
 }
 
 #[cfg(test)]
@@ -82,6 +122,22 @@ mod tests {
                 );
             }
         }
+        let (sql, dates) = bucket_sql(today);
+        assert_eq!(
+            sql,
+            "CASE WHEN next_due_date IS NULL OR next_due_date >= {p1} THEN 'CURRENT' \
+             WHEN next_due_date >= {p2} THEN '1-30' WHEN next_due_date >= {p3} THEN '31-60' \
+             WHEN next_due_date >= {p4} THEN '61-90' ELSE '91+' END"
+        );
+        assert_eq!(
+            dates,
+            vec![
+                today,
+                date("2026-05-31"),
+                date("2026-05-01"),
+                date("2026-04-01")
+            ]
+        );
         // Due today or later, or nothing unpaid: not past due.
         assert_eq!(days_past_due(Some(date("2026-07-01")), today), 0);
         assert_eq!(days_past_due(None, today), 0);

@@ -1,13 +1,14 @@
 //! The late-fee rule.
 //!
-//! An installment that is still unpaid more than `LATE_FEE_GRACE_DAYS`
-//! days after its due date is charged `LATE_FEE_PERCENT` of what it then
-//! still owes (`amountDue − amountPaid`, before the fee), rounded half-even
-//! to the cent, once ever. A fee of `0.00` is no fee.
+//! An installment not fully paid (principal + interest) by the end of day
+//! `dueDate + LATE_FEE_GRACE_DAYS` is charged `LATE_FEE_PERCENT` of what
+//! was then unpaid of its principal + interest, rounded half-even to the
+//! cent, once ever; the replay decides when ([`super::replay`]). A fee of
+//! `0.00` is no fee.
 
 use chrono::NaiveDate;
 
-use super::InstallmentFigures;
+use super::Owed;
 use crate::money::{Money, Percent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +24,17 @@ impl LateFeeRule {
         (as_of - due_date).num_days() > i64::from(self.grace_days)
     }
 
-    /// The fee on what the installment still owes before the fee. `None`
+    /// The fee of an installment `due` these parts of which `paid` is
+    /// paid: the percentage of its unpaid principal + interest, rounded
+    /// half-even to the cent (zero when nothing of them is unpaid). `None`
     /// only when the product does not fit in an amount of money.
-    pub fn fee_on(self, installment: &InstallmentFigures) -> Option<Money> {
-        self.fee_for(installment.still_owed())
-    }
-
-    /// The fee on `unpaid`: the percentage, rounded half-even to the cent.
-    pub fn fee_for(self, unpaid: Money) -> Option<Money> {
-        self.percent.of(unpaid)
+    pub fn fee_on(self, due: Owed, paid: Owed) -> Option<Money> {
+        let unpaid = (due.principal + due.interest) - (paid.principal + paid.interest);
+        if unpaid.is_positive() {
+            self.percent.of(unpaid)
+        } else {
+            Some(Money::ZERO)
+        }
     }
 }
 
@@ -62,27 +65,30 @@ mod tests {
 
     #[test]
     fn the_fee_is_a_percent_of_what_is_still_owed_rounded_half_even() {
-        let owed = |principal: i64, paid: i64| InstallmentFigures {
-            due_date: date("2026-03-15"),
-            due: Owed {
-                principal: Money::from_minor(principal),
-                ..Owed::default()
-            },
-            paid: Owed {
-                principal: Money::from_minor(paid),
-                ..Owed::default()
-            },
+        let parts = |principal: i64, interest: i64, penalty: i64| Owed {
+            principal: Money::from_minor(principal),
+            interest: Money::from_minor(interest),
+            penalty: Money::from_minor(penalty),
         };
+        let five = rule("5", 0);
         // 5 % of 88.85 is 4.4425 → 4.44.
         assert_eq!(
-            rule("5", 0).fee_on(&owed(8_885, 0)),
+            five.fee_on(parts(7_885, 1_000, 0), Owed::default()),
             Some(Money::from_minor(444))
         );
         // 5 % of 10.50 is 0.525 → 0.52 (to the even cent).
         assert_eq!(
-            rule("5", 0).fee_on(&owed(2_050, 1_000)),
+            five.fee_on(parts(2_050, 0, 0), parts(1_000, 0, 0)),
             Some(Money::from_minor(52))
         );
-        assert_eq!(rule("0", 0).fee_on(&owed(8_885, 0)), Some(Money::ZERO));
+        // Only principal and interest count: an unpaid fee earns no fee.
+        assert_eq!(
+            five.fee_on(parts(1_000, 100, 500), parts(1_000, 100, 0)),
+            Some(Money::ZERO)
+        );
+        assert_eq!(
+            rule("0", 0).fee_on(parts(8_885, 0, 0), Owed::default()),
+            Some(Money::ZERO)
+        );
     }
 }

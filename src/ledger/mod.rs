@@ -5,18 +5,20 @@
 //!
 //! Services and jobs read rows from the database, turn them into the types
 //! here (`installment::Model::figures`, `loan::Model::totals`,
-//! `servicing::state_of`), ask these functions what follows, and write the
-//! answer back (`servicing::reconcile`). Nothing here knows about SQL, HTTP
+//! `servicing::rows::state_of`), ask these functions what follows, and the
+//! servicing pipeline writes the answer back. Nothing here knows about SQL, HTTP
 //! or the clock: "today" is always an argument.
 
 pub mod allocation;
 pub mod delinquency;
+pub mod installment;
 mod late_fee;
 pub mod payoff;
 pub mod replay;
 
 use chrono::NaiveDate;
 
+use crate::enums::LoanStatus;
 use crate::money::Money;
 
 pub use allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
@@ -46,11 +48,7 @@ impl InstallmentFigures {
 
     /// What is still owed of each part.
     pub fn owed(&self) -> Owed {
-        Owed {
-            penalty: self.due.penalty - self.paid.penalty,
-            interest: self.due.interest - self.paid.interest,
-            principal: self.due.principal - self.paid.principal,
-        }
+        self.due.less(self.paid)
     }
 
     /// What is still owed in all.
@@ -72,6 +70,18 @@ impl InstallmentFigures {
 /// `as_of` (today, in the service time zone) and it is not fully paid.
 pub fn is_overdue(due_date: NaiveDate, settled: bool, as_of: NaiveDate) -> bool {
     !settled && due_date < as_of
+}
+
+/// The status rule of an approved loan: `PAID` when nothing is owed; else
+/// `OVERDUE` when some installment is overdue; else `APPROVED`.
+pub fn loan_status(outstanding: Money, any_overdue: bool) -> LoanStatus {
+    if !outstanding.is_positive() {
+        LoanStatus::Paid
+    } else if any_overdue {
+        LoanStatus::Overdue
+    } else {
+        LoanStatus::Approved
+    }
 }
 
 /// A loan's running totals, as stored on the loan row.

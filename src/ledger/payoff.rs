@@ -14,7 +14,7 @@
 use chrono::{Months, NaiveDate};
 
 use super::allocation::Owed;
-use super::replay::LedgerState;
+use super::installment::InstallmentState;
 use crate::money::Money;
 
 /// What closes the loan on `as_of`.
@@ -44,25 +44,24 @@ impl PayoffQuote {
     }
 }
 
-/// The quote for `state` (brought up to `as_of` by the caller, so that it
-/// holds the fees the one rule charges by then) on `as_of`. `None` only
-/// when a figure does not fit in an amount of money.
-pub fn payoff_quote(state: &LedgerState, as_of: NaiveDate) -> Option<PayoffQuote> {
-    PayoffQuote::of(&settlement_owed(state, as_of)?)
+/// The quote for a loan's `installments` (brought up to `as_of` by the
+/// caller, so that they hold the fees the one rule charges by then) on
+/// `as_of`. `None` only when a figure does not fit in an amount of money.
+pub fn payoff_quote(installments: &[InstallmentState], as_of: NaiveDate) -> Option<PayoffQuote> {
+    PayoffQuote::of(&settlement_owed(installments, as_of)?)
 }
 
-/// What settling on `as_of` pays of each installment of `state` (one
-/// entry per installment, in order). `state` must hold every installment
-/// of the loan: a period starts on the previous installment's due date.
-pub fn settlement_owed(state: &LedgerState, as_of: NaiveDate) -> Option<Vec<Owed>> {
-    let mut period_start = state
-        .installments
+/// What settling on `as_of` pays of each of `installments` (one entry per
+/// installment, in order). They must be every installment of the loan: a
+/// period starts on the previous installment's due date.
+pub fn settlement_owed(installments: &[InstallmentState], as_of: NaiveDate) -> Option<Vec<Owed>> {
+    let mut period_start = installments
         .first()?
         .due_date
         .checked_sub_months(Months::new(1))?;
     let mut current_seen = false;
-    let mut owed_by_installment = Vec::with_capacity(state.installments.len());
-    for row in &state.installments {
+    let mut owed_by_installment = Vec::with_capacity(installments.len());
+    for row in installments {
         let mut owed = row.owed();
         if row.due_date > as_of {
             owed.interest = if current_seen {
@@ -148,7 +147,7 @@ mod tests {
             .collect();
         let terms = LoanTerms::approved(&golden(), Percent::parse("12").expect("rate"));
         let state = replay(&golden(), terms, &postings, date(as_of), rule()).expect("replay");
-        let quote = payoff_quote(&state, date(as_of)).expect("quote");
+        let quote = payoff_quote(&state.installments, date(as_of)).expect("quote");
         (
             quote.principal.to_string(),
             quote.interest.to_string(),

@@ -25,9 +25,10 @@ use chrono::{Datelike, NaiveDate};
 use uuid::Uuid;
 
 use super::allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
+pub use super::installment::InstallmentState;
 use super::late_fee::LateFeeRule;
 use super::payoff::{PayoffQuote, settlement_owed};
-use crate::enums::{ExcessPolicy, InstallmentStatus, LoanStatus};
+use crate::enums::{ExcessPolicy, LoanStatus};
 use crate::money::{Money, Percent};
 use crate::schedule::{Reamortization, ScheduleError, reamortize, regular_amount};
 
@@ -102,47 +103,6 @@ pub struct Posting {
     /// Increases with the time the payment was recorded.
     pub sequence: u64,
     pub excess: ExcessPolicy,
-}
-
-/// One installment in the replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InstallmentState {
-    pub number: u32,
-    pub due_date: NaiveDate,
-    pub principal: Money,
-    pub interest: Money,
-    /// The late fee, once decided (zero when none).
-    pub penalty: Money,
-    pub paid: Owed,
-    /// Whether its fee day has been decided.
-    pub fee_decided: bool,
-}
-
-impl InstallmentState {
-    /// What is still owed of each part.
-    pub fn owed(&self) -> Owed {
-        Owed {
-            penalty: self.penalty - self.paid.penalty,
-            interest: self.interest - self.paid.interest,
-            principal: self.principal - self.paid.principal,
-        }
-    }
-
-    pub fn is_settled(&self) -> bool {
-        !self.owed().total().is_positive()
-    }
-
-    pub fn status(&self, today: NaiveDate) -> InstallmentStatus {
-        if self.is_settled() {
-            InstallmentStatus::Paid
-        } else if super::is_overdue(self.due_date, false, today) {
-            InstallmentStatus::Overdue
-        } else if self.paid.total().is_positive() {
-            InstallmentStatus::Partial
-        } else {
-            InstallmentStatus::Pending
-        }
-    }
 }
 
 /// A payment's portions in the replay.
@@ -241,17 +201,11 @@ impl LedgerState {
     }
 
     pub fn status(&self, today: NaiveDate) -> LoanStatus {
-        if !self.outstanding().is_positive() {
-            LoanStatus::Paid
-        } else if self
+        let any_overdue = self
             .installments
             .iter()
-            .any(|row| !row.is_settled() && super::is_overdue(row.due_date, false, today))
-        {
-            LoanStatus::Overdue
-        } else {
-            LoanStatus::Approved
-        }
+            .any(|row| super::is_overdue(row.due_date, row.is_settled(), today));
+        super::loan_status(self.outstanding(), any_overdue)
     }
 
     /// Decides the fee of every installment whose fee day ended before
@@ -265,9 +219,11 @@ impl LedgerState {
             if !rule.grace_is_over(row.due_date, day) {
                 continue;
             }
-            let unpaid = (row.principal + row.interest) - (row.paid.principal + row.paid.interest);
-            if unpaid.is_positive() {
-                row.penalty = rule.fee_for(unpaid).ok_or(LedgerError::FeeOverflow)?;
+            let fee = rule
+                .fee_on(row.due(), row.paid)
+                .ok_or(LedgerError::FeeOverflow)?;
+            if fee.is_positive() {
+                row.penalty = fee;
             }
             row.fee_decided = true;
         }
@@ -409,7 +365,8 @@ impl LedgerState {
     /// accrued is waived, so every installment's interest becomes what was
     /// paid of it and nothing is owed.
     fn settle(&mut self, posting: &Posting) -> Result<PaymentSplit, LedgerError> {
-        let owed = settlement_owed(self, posting.value_date).ok_or(LedgerError::QuoteOverflow)?;
+        let owed = settlement_owed(&self.installments, posting.value_date)
+            .ok_or(LedgerError::QuoteOverflow)?;
         let quote = PayoffQuote::of(&owed).ok_or(LedgerError::QuoteOverflow)?;
         if posting.amount != quote.total {
             return Err(LedgerError::SettlementAmount {
@@ -506,6 +463,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::{approved_loan, policies};
     use super::*;
+    use crate::enums::InstallmentStatus;
     use crate::ledger::payoff::payoff_quote;
     use proptest::prelude::*;
 
@@ -930,7 +888,7 @@ mod tests {
                         }
                     }
                     Operation::SettleToday => {
-                        let quote = payoff_quote(&state, today).expect("quote");
+                        let quote = payoff_quote(&state.installments, today).expect("quote");
                         let settlement = with(quote.total.minor(), today, ExcessPolicy::Settlement);
                         if let Ok(next) = state.append(&settlement, today, rule) {
                             prop_assert_eq!(next.status(today), LoanStatus::Paid);

@@ -1,6 +1,27 @@
-//! Parsed loan input: once a value of these types exists, it is valid.
+//! Parsed loan input (once a value of these types exists, it is valid),
+//! and why a loan operation is refused.
 
+use crate::loans::status::IllegalTransition;
+use crate::policy::Forbidden;
 use crate::schedule::MAX_TERM_MONTHS;
+use crate::servicing::ServicingError;
+
+/// Why a loan operation was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoanError {
+    #[error("no such loan")]
+    NotFound,
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error(transparent)]
+    Servicing(#[from] ServicingError),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    #[error("the loan cannot be written as JSON: {0}")]
+    View(#[from] serde_json::Error),
+}
 
 /// Longest purpose and rejection reason, in characters.
 const TEXT_MAX_CHARS: usize = 500;

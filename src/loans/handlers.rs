@@ -12,11 +12,11 @@ use super::domain::{Purpose, Reason, TermMonths};
 use super::service::{self, Application, ApprovalTerms, ListFilter};
 use super::views::LoanView;
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::LoanStatus;
 use crate::enums::DelinquencyBucket;
-use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
 use crate::http::format::RawJson;
 use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator, WholeNumber};
@@ -95,7 +95,7 @@ async fn get_loan(
     actor: Actor,
     PathId(id): PathId,
 ) -> AppResult<RawJson> {
-    service::loan_json_for(&state, actor, id).await
+    Ok(service::loan_json_for(&state, actor, id).await?)
 }
 
 /// Status and delinquency bucket to filter loan lists by.
@@ -219,7 +219,13 @@ async fn approve(
     let today = state.today();
     let first_due_date = validator.optional("firstDueDate", body.first_due_date, |text| {
         let date = parse_date(&text).map_err(|error| error.to_string())?;
-        service::check_first_due_date(date, today)
+        if crate::schedule::first_due_date_allowed(date, today) {
+            Ok(date)
+        } else {
+            Err(format!(
+                "must be within one year of the approval date {today}"
+            ))
+        }
     });
     let terms = validator.finish(|| {
         Some(ApprovalTerms {

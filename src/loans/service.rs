@@ -1,36 +1,31 @@
 //! Loans: applying, approving (which generates the schedule), rejecting,
 //! cancelling, and reading them back.
 
-use chrono::{Datelike, Months, NaiveDate};
-use sea_orm::sea_query::Expr;
+use chrono::NaiveDate;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use super::domain::{Purpose, Reason, TermMonths};
+use super::domain::{LoanError, Purpose, Reason, TermMonths};
 use super::views::LoanView;
 use crate::app::AppState;
-use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::audit::{self, AuditAction, AuditEntry, EntityType, RequestMeta};
 use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
-use crate::db::entities::{
-    InstallmentStatus, LoanStatus, NotificationKind, approved_installment, installment, loan,
-};
+use crate::db::batch::WriteBatch;
+use crate::db::entities::{LoanStatus, installment, loan};
 use crate::enums::DelinquencyBucket;
-use crate::http::client::RequestMeta;
-use crate::http::error::{AppError, AppResult};
 use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::LateFeeRule;
 use crate::ledger::delinquency;
 use crate::money::{Money, Percent};
-use crate::notifications::{self, NewNotification};
+use crate::notifications::{self, messages};
 use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans};
-use crate::schedule::{self, Schedule};
-use crate::servicing;
+use crate::servicing::{self, Approval, Event, Requester};
 
 /// A validated loan application.
 #[derive(Debug, Clone)]
@@ -68,7 +63,7 @@ pub async fn apply(
     actor: Actor,
     meta: &RequestMeta,
     application: Application,
-) -> AppResult<LoanView> {
+) -> Result<LoanView, LoanError> {
     let now = state.now();
     let rate = state.config.default_annual_interest_rate;
     let row = loan::ActiveModel {
@@ -78,7 +73,7 @@ pub async fn apply(
         currency: Set(state.config.currency.clone()),
         principal_minor: Set(application.amount.minor()),
         annual_interest_rate: Set(rate.to_string()),
-        term_months: Set(i32::try_from(application.term_months.get()).map_err(AppError::internal)?),
+        term_months: Set(i32::try_from(application.term_months.get()).unwrap_or(i32::MAX)),
         purpose: Set(application.purpose.map(Purpose::into_inner)),
         installment_minor: Set(0),
         total_payable_minor: Set(0),
@@ -152,7 +147,11 @@ impl crate::cache::Cacheable for CachedLoan {
 /// One loan with its schedule as JSON, as of today, if the actor may see
 /// it; 404 otherwise. Served from the cache; a miss reads the primary, so
 /// a client always reads its own writes.
-pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> AppResult<RawJson> {
+pub async fn loan_json_for(
+    state: &AppState,
+    actor: Actor,
+    loan_id: Uuid,
+) -> Result<RawJson, LoanError> {
     let today = state.today();
     let cached = state
         .cache
@@ -165,12 +164,12 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
                     .one(state.db.fresh())
                     .await?
                 else {
-                    return Ok::<_, AppError>(None);
+                    return Ok::<_, LoanError>(None);
                 };
-                let schedule = servicing::installments_of(state.db.fresh(), loan.id).await?;
+                let schedule = servicing::load::installments_of(state.db.fresh(), loan.id).await?;
                 let (loan, schedule) = as_of(loan, schedule, today, state.config.late_fee_rule())?;
                 let view = LoanView::new(loan, Some(schedule), today);
-                let body = RawJson::of(&view).map_err(AppError::internal)?;
+                let body = RawJson::of(&view)?;
                 Ok(Some(CachedLoan {
                     owner: view.user_id,
                     day: today,
@@ -181,7 +180,7 @@ pub async fn loan_json_for(state: &AppState, actor: Actor, loan_id: Uuid) -> App
         .await?;
     match cached {
         Some(loan) if policy::may_see(actor, loan.owner) => Ok(loan.body.clone()),
-        _ => Err(AppError::NotFound("Loan")),
+        _ => Err(LoanError::NotFound),
     }
 }
 
@@ -194,16 +193,13 @@ fn as_of(
     rows: Vec<installment::Model>,
     today: NaiveDate,
     rule: LateFeeRule,
-) -> AppResult<(loan::Model, Vec<installment::Model>)> {
+) -> Result<(loan::Model, Vec<installment::Model>), LoanError> {
     if !loan.status.is_active() {
         return Ok((loan, rows));
     }
-    let mut ledger = servicing::state_of(&rows, None);
-    ledger
-        .decide_fees_before(today, rule)
-        .map_err(AppError::internal)?;
-    let reconciliation = servicing::reconcile(&loan, &rows, &ledger, today, loan.updated_at)
-        .map_err(AppError::internal)?;
+    let reconciliation =
+        servicing::rows::bring_up_to_date(&loan, &rows, today, loan.updated_at, rule)
+            .map_err(servicing::ServicingError::from)?;
     Ok((reconciliation.loan, reconciliation.rows))
 }
 
@@ -215,7 +211,7 @@ pub async fn list_of_user(
     filter: ListFilter,
     page: &PageRequest,
     after: Option<Uuid>,
-) -> AppResult<Page<LoanView>> {
+) -> Result<Page<LoanView>, LoanError> {
     policy::require_own_or_staff(actor, user_id)?;
     let filter = LoanFilter {
         user_id: Some(user_id),
@@ -239,7 +235,7 @@ pub async fn list_all(
     filter: ListFilter,
     page: &PageRequest,
     after: Option<Uuid>,
-) -> AppResult<Page<LoanView>> {
+) -> Result<Page<LoanView>, LoanError> {
     let filter = LoanFilter {
         user_id: None,
         status: filter.status,
@@ -265,7 +261,7 @@ async fn list(
     page: &PageRequest,
     after: Option<Uuid>,
     today: NaiveDate,
-) -> AppResult<Page<LoanView>> {
+) -> Result<Page<LoanView>, LoanError> {
     let mut query = loan::Entity::find()
         .order_by_desc(loan::Column::Id)
         .limit(page.fetch_limit());
@@ -276,8 +272,7 @@ async fn list(
         query = query.filter(loan::Column::Status.eq(status));
     }
     if let Some(bucket) = filter.bucket {
-        // The same words as the partial indexes' predicate.
-        query = query.filter(Expr::cust("status IN ('APPROVED', 'OVERDUE')"));
+        query = query.filter(loan::is_active());
         let (from, to) = delinquency::due_dates_in(bucket, today);
         if let Some(from) = from {
             let mut on_or_after =
@@ -305,226 +300,55 @@ async fn list(
     ))
 }
 
-/// Reads the loan for update: on PostgreSQL the row stays locked until the
-/// transaction ends; on SQLite the write transaction already excludes
-/// every other writer.
-pub(crate) async fn lock_loan(
-    transaction: &DatabaseTransaction,
-    loan_id: Uuid,
-) -> AppResult<Option<loan::Model>> {
-    Ok(loan::Entity::find_by_id(loan_id)
-        .lock_exclusive()
-        .one(transaction)
-        .await?)
-}
-
-fn check_transition(loan: &loan::Model, to: LoanStatus) -> AppResult<()> {
-    loan.status.transition(to).map(|_| ()).map_err(|illegal| {
-        AppError::Conflict(format!(
-            "The loan is {} and cannot become {}.",
-            illegal.from.as_str(),
-            illegal.to.as_str()
-        ))
-    })
-}
-
-/// Approves a pending loan and generates its schedule (ADMIN). Two
-/// concurrent approvals of one loan: the second waits for the first's lock,
-/// then finds the loan APPROVED and gets a 409.
+/// Approves a pending loan and generates its schedule (ADMIN), through
+/// the servicing pipeline. Two concurrent approvals of one loan: the
+/// second waits for the first's lock, then finds the loan APPROVED and is
+/// refused.
 pub async fn approve(
     state: &AppState,
     permit: Permit<ApproveLoans>,
     meta: &RequestMeta,
     loan_id: Uuid,
     terms: ApprovalTerms,
-) -> AppResult<LoanView> {
+) -> Result<LoanView, LoanError> {
     let actor = permit.actor();
-    let now = state.now();
-    let today = state.today();
-    if let Some(first_due_date) = terms.first_due_date {
-        check_first_due_date(first_due_date, today)
-            .map_err(|message| AppError::validation("firstDueDate", message))?;
-    }
     let transaction = state.db.begin_write().await?;
-    let loan = lock_loan(&transaction, loan_id)
-        .await?
-        .ok_or(AppError::NotFound("Loan"))?;
-    check_transition(&loan, LoanStatus::Approved)?;
-
-    let rate = match terms.annual_interest_rate {
-        Some(rate) => rate,
-        None => Percent::parse(&loan.annual_interest_rate).map_err(AppError::internal)?,
-    };
-    let (first_due_date, day_of_month) = match terms.first_due_date {
-        Some(date) => (date, date.day()),
-        None => (
-            schedule::one_month_after(today)
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("date overflow")))?,
-            today.day(),
-        ),
-    };
-    let term = u32::try_from(loan.term_months).map_err(AppError::internal)?;
-    let schedule = schedule::build_schedule(
-        Money::from_minor(loan.principal_minor),
-        rate,
-        term,
-        first_due_date,
-        day_of_month,
-    )
-    .map_err(AppError::internal)?;
-
-    insert_installments(&transaction, &loan, &schedule, now).await?;
-    let installment_amount = schedule.installment_amount;
-    let total_payable = schedule.total_payable();
-    let updated = loan::ActiveModel {
-        id: Set(loan.id),
-        status: Set(LoanStatus::Approved),
-        annual_interest_rate: Set(rate.to_string()),
-        installment_minor: Set(installment_amount.minor()),
-        total_payable_minor: Set(total_payable.minor()),
-        next_due_date: Set(Some(first_due_date)),
-        first_due_date: Set(Some(first_due_date)),
-        approved_by: Set(Some(actor.id)),
-        approved_at: Set(Some(now)),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    let loan = loan::Entity::update(updated).exec(&transaction).await?;
-    notifications::write(
+    let mut batch = WriteBatch::for_connection(&transaction);
+    let applied = servicing::apply(
         &transaction,
-        NewNotification {
-            user_id: loan.user_id,
-            loan_id: loan.id,
-            kind: NotificationKind::LoanApproved,
-            title: "Your loan was approved".to_owned(),
-            message: format!(
-                "Your loan of {principal} {currency} was approved at {rate} % a year. You will repay \
-                 {term} monthly installments of {installment_amount} {currency}, the first due on {first_due_date}.",
-                principal = Money::from_minor(loan.principal_minor),
-                currency = loan.currency,
-            ),
-            dedup_key: None,
-        },
-        now,
+        &mut batch,
+        &state.servicing(),
+        loan_id,
+        Event::Approve(Approval {
+            approver: actor.id,
+            annual_interest_rate: terms.annual_interest_rate,
+            first_due_date: terms.first_due_date,
+        }),
+        Requester::new(actor, meta),
     )
     .await?;
-    audit::record(
-        &transaction,
-        AuditEntry::new(AuditAction::LoanApproved, Some(actor.id))
-            .entity(EntityType::Loan, loan.id)
-            .details(json!({
-                "annualInterestRate": rate.to_string(),
-                "installmentAmount": installment_amount.to_string(),
-                "totalPayable": total_payable.to_string(),
-                "firstDueDate": first_due_date,
-            })),
-        Some(meta),
-        now,
-    )
-    .await?;
-    // A loan migrated in with a first due date in the past is brought up
-    // to today like any other: overdue, with its late fees, at approval.
-    let installments = servicing::installments_of(&transaction, loan.id).await?;
-    let mut up_to_date = servicing::state_of(&installments, None);
-    up_to_date
-        .decide_fees_before(today, state.config.late_fee_rule())
-        .map_err(AppError::internal)?;
-    let reconciliation = servicing::reconcile(&loan, &installments, &up_to_date, today, now)
-        .map_err(AppError::internal)?;
-    servicing::write_changes(
-        &transaction,
-        &loan,
-        &reconciliation,
-        Some(actor.id),
-        Some(meta),
-        now,
-    )
-    .await?;
+    batch.execute(&transaction).await?;
     transaction.commit().await?;
-    state.cache.invalidate(CacheKind::Loan, loan.id).await;
+    state.cache.invalidate(CacheKind::Loan, loan_id).await;
     metrics::counter!("loans_approved_total").increment(1);
     Ok(LoanView::new(
-        reconciliation.loan,
-        Some(reconciliation.rows),
-        today,
+        applied.loan,
+        Some(applied.rows),
+        state.today(),
     ))
 }
 
-/// `firstDueDate` may lie up to a year either side of the approval date
-/// (past dates serve loans migrated in from elsewhere).
-pub fn check_first_due_date(
-    first_due_date: NaiveDate,
-    today: NaiveDate,
-) -> Result<NaiveDate, String> {
-    let earliest = today.checked_sub_months(Months::new(12));
-    let latest = today.checked_add_months(Months::new(12));
-    match (earliest, latest) {
-        (Some(earliest), Some(latest)) if (earliest..=latest).contains(&first_due_date) => {
-            Ok(first_due_date)
-        }
-        _ => Err(format!(
-            "must be within one year of the approval date {today}"
-        )),
-    }
-}
-
-async fn insert_installments(
-    transaction: &DatabaseTransaction,
-    loan: &loan::Model,
-    schedule: &Schedule,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<()> {
-    let ids: Vec<Uuid> = schedule
-        .installments
-        .iter()
-        .map(|_| Uuid::now_v7())
-        .collect();
-    let rows = schedule.installments.iter().zip(&ids).map(|(planned, id)| {
-        // At extreme rates and terms, cent rounding can repay the principal
-        // before the last month; the installments left owe nothing and are
-        // settled from the start.
-        let settled = planned.amount() == Money::ZERO;
-        installment::ActiveModel {
-            id: Set(*id),
-            loan_id: Set(loan.id),
-            user_id: Set(loan.user_id),
-            number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
-            due_date: Set(planned.due_date),
-            principal_minor: Set(planned.principal.minor()),
-            interest_minor: Set(planned.interest.minor()),
-            penalty_minor: Set(0),
-            principal_paid_minor: Set(0),
-            interest_paid_minor: Set(0),
-            penalty_paid_minor: Set(0),
-            status: Set(if settled {
-                InstallmentStatus::Paid
-            } else {
-                InstallmentStatus::Pending
-            }),
-            overdue_since: Set(None),
-            penalty_applied_on: Set(None),
-            paid_at: Set(settled.then_some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-    });
-    installment::Entity::insert_many(rows)
-        .exec_without_returning(transaction)
-        .await?;
-    let approved = schedule.installments.iter().zip(&ids).map(|(planned, id)| {
-        approved_installment::ActiveModel {
-            loan_id: Set(loan.id),
-            number: Set(i32::try_from(planned.number).unwrap_or(i32::MAX)),
-            due_date: Set(planned.due_date),
-            principal_minor: Set(planned.principal.minor()),
-            interest_minor: Set(planned.interest.minor()),
-            installment_id: Set(Some(*id)),
-        }
-    });
-    approved_installment::Entity::insert_many(approved)
-        .exec_without_returning(transaction)
-        .await?;
-    Ok(())
+/// Locks a loan for a change of its status, checking the transition.
+async fn lock_for(
+    transaction: &sea_orm::DatabaseTransaction,
+    loan_id: Uuid,
+    to: LoanStatus,
+) -> Result<loan::Model, LoanError> {
+    let loan = servicing::load::lock_loan(transaction, loan_id)
+        .await?
+        .ok_or(LoanError::NotFound)?;
+    loan.status.transition(to)?;
+    Ok(loan)
 }
 
 /// Rejects a pending loan (ADMIN, MANAGER) with a reason the borrower sees.
@@ -534,14 +358,11 @@ pub async fn reject(
     meta: &RequestMeta,
     loan_id: Uuid,
     reason: Reason,
-) -> AppResult<LoanView> {
+) -> Result<LoanView, LoanError> {
     let actor = permit.actor();
     let now = state.now();
     let transaction = state.db.begin_write().await?;
-    let loan = lock_loan(&transaction, loan_id)
-        .await?
-        .ok_or(AppError::NotFound("Loan"))?;
-    check_transition(&loan, LoanStatus::Rejected)?;
+    let loan = lock_for(&transaction, loan_id, LoanStatus::Rejected).await?;
     let updated = loan::ActiveModel {
         id: Set(loan.id),
         status: Set(LoanStatus::Rejected),
@@ -554,19 +375,7 @@ pub async fn reject(
     let loan = loan::Entity::update(updated).exec(&transaction).await?;
     notifications::write(
         &transaction,
-        NewNotification {
-            user_id: loan.user_id,
-            loan_id: loan.id,
-            kind: NotificationKind::LoanRejected,
-            title: "Your loan application was declined".to_owned(),
-            message: format!(
-                "Your application for {} {} was declined. Reason: {}",
-                Money::from_minor(loan.principal_minor),
-                loan.currency,
-                reason.as_str()
-            ),
-            dedup_key: None,
-        },
+        messages::loan_rejected(&loan, reason.as_str()),
         now,
     )
     .await?;
@@ -590,19 +399,19 @@ pub async fn cancel(
     actor: Actor,
     meta: &RequestMeta,
     loan_id: Uuid,
-) -> AppResult<LoanView> {
+) -> Result<LoanView, LoanError> {
     let now = state.now();
     let transaction = state.db.begin_write().await?;
-    let loan = lock_loan(&transaction, loan_id)
+    let loan = servicing::load::lock_loan(&transaction, loan_id)
         .await?
         .filter(|loan| policy::may_see(actor, loan.user_id))
-        .ok_or(AppError::NotFound("Loan"))?;
+        .ok_or(LoanError::NotFound)?;
     policy::require_borrower(
         actor,
         loan.user_id,
         "Only the borrower may cancel their application.",
     )?;
-    check_transition(&loan, LoanStatus::Cancelled)?;
+    loan.status.transition(LoanStatus::Cancelled)?;
     let updated = loan::ActiveModel {
         id: Set(loan.id),
         status: Set(LoanStatus::Cancelled),

@@ -36,9 +36,12 @@ impl LoanStatus {
         }
     }
 
+    /// The statuses of a loan being repaid.
+    pub const ACTIVE: [LoanStatus; 2] = [LoanStatus::Approved, LoanStatus::Overdue];
+
     /// Whether the loan is being repaid (takes payments, has a schedule).
     pub fn is_active(self) -> bool {
-        matches!(self, LoanStatus::Approved | LoanStatus::Overdue)
+        LoanStatus::ACTIVE.contains(&self)
     }
 }
 

@@ -13,6 +13,7 @@ use crate::db::entities::{NotificationKind, notification};
 pub mod delivery;
 pub mod email;
 pub mod handlers;
+pub mod messages;
 pub mod service;
 pub mod views;
 

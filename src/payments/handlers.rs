@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -11,14 +11,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::domain::{PaymentReply, PaymentRequest};
 use super::idempotency;
-use super::service::{self, OverdueCursor, PaymentRequest};
+use super::service::{self, OverdueCursor};
 use super::views::{OverdueItem, PaymentView, PayoffView};
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::ExcessPolicy;
-use crate::http::client::RequestMeta;
 use crate::http::error::AppResult;
 use crate::http::json::{DecimalText, Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
@@ -107,7 +108,9 @@ async fn record_payment(
         Money::parse_within(&text.0, Money::from_minor(1), max)
     });
     let idempotency_key = idempotency_key(&headers, &mut validator);
-    // Sending a value date at all is staff's business, well-formed or not.
+    // Sending a value date at all is staff's business, well-formed or not:
+    // the rule is checked here first so that a USER's malformed date is a
+    // 403 too (the service applies the same rule to every caller).
     if !matches!(body.value_date, Field::Missing | Field::Null) {
         Permit::<ChooseValueDate>::check(actor)?;
     }
@@ -144,8 +147,8 @@ fn idempotency_key(headers: &HeaderMap, validator: &mut Validator) -> Option<Opt
     }
 }
 
-fn payment_response(reply: service::PaymentReply) -> AppResult<Response> {
-    let mut response = (reply.status, reply.body).into_response();
+fn payment_response(reply: PaymentReply) -> AppResult<Response> {
+    let mut response = (StatusCode::CREATED, reply.body).into_response();
     if reply.replayed {
         response
             .headers_mut()

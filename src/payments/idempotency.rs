@@ -12,8 +12,6 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use axum::http::StatusCode;
-
 use crate::db::batch::WriteBatch;
 use crate::db::entities::idempotency_key;
 use crate::http::format::RawJson;
@@ -28,7 +26,7 @@ pub enum Claim {
     /// The key is new: go ahead, then [`store_response`].
     Fresh,
     /// The same request was answered before: send this again.
-    Replay { status: StatusCode, body: RawJson },
+    Replay { body: RawJson },
     /// The key was used for a different request.
     Mismatch,
 }
@@ -87,12 +85,7 @@ pub async fn claim(
     if existing.request_fingerprint != request_fingerprint {
         return Ok(Claim::Mismatch);
     }
-    let status = u16::try_from(existing.response_status)
-        .ok()
-        .and_then(|status| StatusCode::from_u16(status).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Ok(Claim::Replay {
-        status,
         body: RawJson::from_stored(&existing.response_body),
     })
 }
@@ -128,18 +121,21 @@ async fn insert_placeholder(
     Ok(inserted == 1)
 }
 
+/// The status every stored answer had: a key is kept only for a payment
+/// recorded (`201 Created`); a refused request releases its key.
+const STORED_STATUS: i32 = 201;
+
 /// Adds to `batch` the answer to replay for this key.
 pub fn push_response(
     batch: &mut WriteBatch,
     user_id: Uuid,
     key: &str,
-    status: StatusCode,
     body: &RawJson,
 ) -> Result<(), sea_orm::DbErr> {
     let row = idempotency_key::ActiveModel {
         user_id: Set(user_id),
         idempotency_key: Set(key.to_owned()),
-        response_status: Set(i32::from(status.as_u16())),
+        response_status: Set(STORED_STATUS),
         response_body: Set(body.as_text().into_owned()),
         ..Default::default()
     };

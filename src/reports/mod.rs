@@ -10,7 +10,7 @@
 
 pub mod handlers;
 
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, IsolationLevel,
     Statement, TransactionTrait, Value,
@@ -106,25 +106,18 @@ pub async fn bucket_rows(
     today: NaiveDate,
 ) -> Result<Vec<BucketRow>, DbErr> {
     let backend = connection.get_database_backend();
-    let days_ago = |days: u64| today.checked_sub_days(Days::new(days)).unwrap_or(today);
+    let (bucket, dates) = crate::ledger::delinquency::bucket_sql(today);
     let sql = placeholders(
         backend,
-        "SELECT CASE \
-             WHEN next_due_date IS NULL OR next_due_date >= {p1} THEN 'CURRENT' \
-             WHEN next_due_date >= {p2} THEN '1-30' \
-             WHEN next_due_date >= {p3} THEN '31-60' \
-             WHEN next_due_date >= {p4} THEN '61-90' \
-             ELSE '91+' END AS bucket, \
-           COUNT(*) AS loans, \
-           CAST(COALESCE(SUM(principal_minor - principal_paid_minor), 0) AS BIGINT) AS principal \
-         FROM loans WHERE status IN ('APPROVED', 'OVERDUE') GROUP BY 1",
+        &format!(
+            "SELECT {bucket} AS bucket, \
+               COUNT(*) AS loans, \
+               CAST(COALESCE(SUM(principal_minor - principal_paid_minor), 0) AS BIGINT) AS principal \
+             FROM loans WHERE {active} GROUP BY 1",
+            active = crate::db::entities::loan::active_sql(),
+        ),
     );
-    let values: Vec<Value> = vec![
-        today.into(),
-        days_ago(30).into(),
-        days_ago(60).into(),
-        days_ago(90).into(),
-    ];
+    let values: Vec<Value> = dates.into_iter().map(Value::from).collect();
     let rows = connection
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;

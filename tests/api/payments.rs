@@ -709,9 +709,7 @@ async fn queued_payments_are_written_together_each_with_its_own_answer() {
         .body;
     assert_eq!(other["totalPaid"], "300.00");
     for id in [loan_id, other_loan] {
-        let differences = loan_tracker::servicing::verify_books(&app.state, id)
-            .await
-            .expect("verify");
+        let differences = app.verify_books(id).await.expect("verify");
         assert!(differences.is_empty(), "{differences:?}");
     }
     // Each accepted payment has its own notice; the refused ones none.
@@ -786,9 +784,7 @@ async fn a_payment_the_database_refuses_fails_alone_when_combined() {
         .body;
     assert_eq!(other["totalPaid"], "50.00");
     for id in [loan_id, other_loan] {
-        let differences = loan_tracker::servicing::verify_books(&app.state, id)
-            .await
-            .expect("verify");
+        let differences = app.verify_books(id).await.expect("verify");
         assert!(differences.is_empty(), "{differences:?}");
     }
     // The key of a payment that went through on the second try is kept.

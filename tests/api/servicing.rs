@@ -1174,7 +1174,8 @@ async fn racing_payments_a_backdated_payment_a_reversal_and_the_job_keep_the_boo
         "outstanding = total payable + fees charged − total paid"
     );
 
-    let differences = loan_tracker::servicing::verify_books(&app.state, loan_id)
+    let differences = app
+        .verify_books(loan_id)
         .await
         .expect("the books can be checked");
     assert!(
@@ -1303,9 +1304,7 @@ async fn an_existing_database_upgrades_in_place() {
         3
     );
     assert_eq!(
-        loan_tracker::servicing::verify_books(&app.state, loan_id)
-            .await
-            .expect("books"),
+        app.verify_books(loan_id).await.expect("books"),
         Vec::<String>::new()
     );
     // The notification rebuilt with its table keeps its fields.
@@ -1335,9 +1334,7 @@ async fn an_existing_database_upgrades_in_place() {
         ]
     );
     assert_eq!(
-        loan_tracker::servicing::verify_books(&app.state, loan_id)
-            .await
-            .expect("books"),
+        app.verify_books(loan_id).await.expect("books"),
         Vec::<String>::new()
     );
 }

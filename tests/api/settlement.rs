@@ -127,9 +127,7 @@ async fn settle(app: &TestApp, user: &TestUser, loan_id: Uuid, amount: &str) -> 
 }
 
 async fn assert_books_agree(app: &TestApp, loan_id: Uuid) {
-    let differences = loan_tracker::servicing::verify_books(&app.state, loan_id)
-        .await
-        .expect("verify");
+    let differences = app.verify_books(loan_id).await.expect("verify");
     assert!(differences.is_empty(), "{differences:#?}");
 }
 

@@ -635,6 +635,20 @@ impl TestApp {
         .await
     }
 
+    /// The differences between what is stored of a loan and a fresh
+    /// replay of its history (empty when the books agree).
+    pub async fn verify_books(
+        &self,
+        loan_id: Uuid,
+    ) -> Result<Vec<String>, loan_tracker::servicing::ServicingError> {
+        loan_tracker::servicing::verify::verify_books(
+            &self.state.db.write,
+            &self.state.servicing(),
+            loan_id,
+        )
+        .await
+    }
+
     /// Runs SQL directly, for setting up states other modules produce.
     pub async fn sql(&self, statement: &str) {
         self.state

@@ -51,3 +51,21 @@ impl Model {
         }
     }
 }
+
+/// `status IN ('APPROVED', 'OVERDUE')`: loans being repaid
+/// ([`LoanStatus::is_active`]), written from `LoanStatus::ACTIVE` as a
+/// literal so that both databases match it to the partial indexes on
+/// active loans (a bound parameter would not). The one text of the rule
+/// in SQL, for raw statements too.
+pub fn active_sql() -> String {
+    let statuses: Vec<String> = LoanStatus::ACTIVE
+        .iter()
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect();
+    format!("status IN ({})", statuses.join(", "))
+}
+
+/// [`active_sql`] as a query condition.
+pub fn is_active() -> Expr {
+    Expr::cust(active_sql())
+}

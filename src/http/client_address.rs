@@ -1,44 +1,12 @@
-//! Who is on the other end of a request: the client's address (through
-//! trusted proxies) and the facts an audit entry records about a request.
+//! The address of the client behind a request: the TCP peer, or, behind a
+//! trusted proxy, the address the proxy says it forwarded for.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::config::IpRange;
-use crate::http::error::AppError;
-
-/// Facts about the request behind a change, recorded in its audit entry.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub request_id: Option<String>,
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-impl FromRequestParts<AppState> for RequestMeta {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header_text = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|text| text.chars().take(256).collect::<String>())
-        };
-        Ok(RequestMeta {
-            request_id: header_text("x-request-id"),
-            ip: client_ip(parts, &state.config.trusted_proxies),
-            user_agent: header_text("user-agent"),
-        })
-    }
-}
 
 /// The client's address: the TCP peer, or, when the peer is a trusted
 /// proxy, the right-most address in `X-Forwarded-For` that is not itself a

@@ -1,0 +1,139 @@
+//! The HTTP edge of the domain errors: each capability's refusals become
+//! the problem+json answer a client reads, here and only here. Services
+//! and the servicing pipeline know nothing of status codes or of which
+//! JSON field a refusal is about.
+
+use super::error::AppError;
+use crate::loans::domain::LoanError;
+use crate::loans::status::IllegalTransition;
+use crate::payments::domain::PaymentError;
+use crate::servicing::{AmountRefusal, ServicingError, ValueDateRefusal};
+
+impl From<IllegalTransition> for AppError {
+    fn from(illegal: IllegalTransition) -> Self {
+        AppError::Conflict(format!(
+            "The loan is {} and cannot become {}.",
+            illegal.from.as_str(),
+            illegal.to.as_str()
+        ))
+    }
+}
+
+impl From<ServicingError> for AppError {
+    fn from(error: ServicingError) -> Self {
+        match error {
+            ServicingError::LoanNotFound => AppError::NotFound("Loan"),
+            ServicingError::PaymentNotFound => AppError::NotFound("Payment"),
+            ServicingError::NotActive { status } => AppError::Conflict(format!(
+                "The loan is {}; only APPROVED or OVERDUE loans take payments.",
+                status.as_str()
+            )),
+            ServicingError::Transition(illegal) => illegal.into(),
+            ServicingError::FirstDueDate { today } => AppError::validation(
+                "firstDueDate",
+                format!("must be within one year of the approval date {today}"),
+            ),
+            ServicingError::ValueDate(refusal) => value_date(refusal),
+            ServicingError::AlreadyReversed => {
+                AppError::Conflict("This payment is already reversed.".to_owned())
+            }
+            ServicingError::SettledAfter => AppError::Conflict(
+                "The loan was settled after this payment: reverse the settlement first."
+                    .to_owned(),
+            ),
+            ServicingError::LaterPaymentsWouldExceed => AppError::Conflict(
+                "Without this payment, the payments recorded after it would exceed what the loan owes."
+                    .to_owned(),
+            ),
+            ServicingError::Amount { refusal, currency } => amount(refusal, &currency),
+            ServicingError::Database(error) => error.into(),
+            other @ (ServicingError::History(_)
+            | ServicingError::Reconcile(_)
+            | ServicingError::Schedule(_)
+            | ServicingError::Inconsistent(_)) => AppError::internal(other),
+        }
+    }
+}
+
+fn value_date(refusal: ValueDateRefusal) -> AppError {
+    let message = match refusal {
+        ValueDateRefusal::AfterToday { today } => format!("must not be after today ({today})"),
+        ValueDateRefusal::BeforeTheLoan { earliest } => {
+            format!("must not be before {earliest}, the start of the loan's first period")
+        }
+    };
+    AppError::validation("valueDate", message)
+}
+
+/// A payment amount the ledger cannot take, explained on `amount`.
+fn amount(refusal: AmountRefusal, currency: &str) -> AppError {
+    let message = match refusal {
+        AmountRefusal::NotPositive => "must be a positive amount".to_owned(),
+        AmountRefusal::ExceedsOutstanding { outstanding } => {
+            format!("exceeds the outstanding balance of {outstanding} {currency}")
+        }
+        AmountRefusal::NothingToPrepay { excess } => format!(
+            "pays {excess} {currency} beyond what is due, but no installment is open to prepay; \
+             to close the loan, settle it at its payoff quote"
+        ),
+        AmountRefusal::PrepaymentTooLarge { excess, limit } => format!(
+            "pays {excess} {currency} beyond what is due; a prepayment must be less than the \
+             {limit} {currency} of principal the open installments owe (to pay everything, \
+             settle the loan at its payoff quote)"
+        ),
+        AmountRefusal::Reschedule(source) => {
+            format!("the open installments cannot be rescheduled with this prepayment: {source}")
+        }
+        AmountRefusal::NotTheQuote(quote) => format!(
+            "must be exactly today's payoff quote, {total} {currency} (principal {principal}, \
+             interest {interest}, penalties {penalties})",
+            total = quote.total,
+            principal = quote.principal,
+            interest = quote.interest,
+            penalties = quote.penalties,
+        ),
+        AmountRefusal::LaterPaymentsBreak => {
+            "with this payment on its value date, the payments recorded after it could no longer \
+             be applied as they were (they would exceed what the loan owes, or leave nothing to \
+             prepay)"
+                .to_owned()
+        }
+    };
+    AppError::validation("amount", message)
+}
+
+impl From<PaymentError> for AppError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Servicing(error) => error.into(),
+            PaymentError::Forbidden(refused) => refused.into(),
+            PaymentError::KeyReused => AppError::Conflict(
+                "This Idempotency-Key was already used with a different request.".to_owned(),
+            ),
+            PaymentError::QuoteBeforeToday { today } => {
+                AppError::validation("asOf", format!("must not be before today ({today})"))
+            }
+            PaymentError::NoPayoff { status } => AppError::Conflict(format!(
+                "The loan is {}; only APPROVED or OVERDUE loans have a payoff quote.",
+                status.as_str()
+            )),
+            PaymentError::Database(error) => error.into(),
+            other @ (PaymentError::WriterLost
+            | PaymentError::QuoteOverflow
+            | PaymentError::Reply(_)) => AppError::internal(other),
+        }
+    }
+}
+
+impl From<LoanError> for AppError {
+    fn from(error: LoanError) -> Self {
+        match error {
+            LoanError::NotFound => AppError::NotFound("Loan"),
+            LoanError::Transition(illegal) => illegal.into(),
+            LoanError::Forbidden(refused) => refused.into(),
+            LoanError::Servicing(error) => error.into(),
+            LoanError::Database(error) => error.into(),
+            other @ LoanError::View(_) => AppError::internal(other),
+        }
+    }
+}
