@@ -8,7 +8,6 @@ use super::AuditAction;
 use super::views::AuditLogView;
 use crate::app::AppState;
 use crate::db::entities::audit_log;
-use crate::http::error::AppResult;
 use crate::http::pagination::{Page, PageRequest};
 use crate::policy::{Permit, ReadAuditLog};
 
@@ -31,7 +30,7 @@ pub async fn list(
     filter: AuditFilter,
     page: &PageRequest,
     after: Option<Uuid>,
-) -> AppResult<Page<AuditLogView>> {
+) -> Result<Page<AuditLogView>, sea_orm::DbErr> {
     let mut select = audit_log::Entity::find()
         .order_by_desc(audit_log::Column::Id)
         .limit(page.fetch_limit());

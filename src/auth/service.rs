@@ -15,8 +15,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
 use crate::db::entities::{Role, refresh_session, user};
-use crate::http::error::{AppError, AppResult};
-use crate::users::domain::{Email, NewPassword, Username};
+use crate::users::domain::{Email, NewPassword, UserError, Username};
 use crate::users::service::{self as users, NewUser, ProfileInput};
 use crate::users::views::UserView;
 
@@ -52,14 +51,28 @@ pub enum LoginIdentifier {
     Username(String),
 }
 
-const BAD_CREDENTIALS: &str = "Invalid credentials.";
-const BAD_REFRESH_TOKEN: &str = "The refresh token is invalid, expired or revoked.";
+/// Why an authentication was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong email, wrong username and wrong password alike.
+    #[error("invalid credentials")]
+    BadCredentials,
+    #[error("the refresh token is invalid, expired or revoked")]
+    BadRefreshToken,
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    /// Hashing a password or signing a token failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
 
 pub async fn register(
     state: &AppState,
     meta: &RequestMeta,
     registration: Registration,
-) -> AppResult<AuthResponse> {
+) -> Result<AuthResponse, AuthError> {
     let password_hash = state.passwords.hash(registration.password.secret()).await?;
     let now = state.now();
     let transaction = state.db.begin_write().await?;
@@ -96,7 +109,7 @@ pub async fn login(
     meta: &RequestMeta,
     identifier: LoginIdentifier,
     password: SecretString,
-) -> AppResult<AuthResponse> {
+) -> Result<AuthResponse, AuthError> {
     let found = find_by_identifier(&identifier, &state.db.write).await?;
     // Unknown users are verified against a dummy hash: the answer and its
     // timing are the same as for a wrong password.
@@ -129,7 +142,7 @@ pub async fn login(
             }
             audit::record(&transaction, failure, Some(meta), now).await?;
             transaction.commit().await?;
-            return Err(AppError::Unauthorized(BAD_CREDENTIALS));
+            return Err(AuthError::BadCredentials);
         }
     };
     if let Some(hash) = upgraded_hash {
@@ -170,7 +183,11 @@ async fn find_by_identifier(
 /// Trades a refresh token for a new pair. The old token is spent; if a
 /// spent token is ever presented again, someone holds a copy of it, so the
 /// whole family (every token descended from the same login) is revoked.
-pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppResult<AuthResponse> {
+pub async fn refresh(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &str,
+) -> Result<AuthResponse, AuthError> {
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     let session = refresh_session::Entity::find()
@@ -178,9 +195,9 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         .lock_exclusive()
         .one(&transaction)
         .await?
-        .ok_or(AppError::Unauthorized(BAD_REFRESH_TOKEN))?;
+        .ok_or(AuthError::BadRefreshToken)?;
     if session.revoked_at.is_some() {
-        return Err(AppError::Unauthorized(BAD_REFRESH_TOKEN));
+        return Err(AuthError::BadRefreshToken);
     }
     if session.rotated_at.is_some() {
         revoke_family(&transaction, session.family_id, "reuse", now).await?;
@@ -195,10 +212,10 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
         .await?;
         transaction.commit().await?;
         tracing::warn!(user_id = %session.user_id, "refresh token reuse detected; session family revoked");
-        return Err(AppError::Unauthorized(BAD_REFRESH_TOKEN));
+        return Err(AuthError::BadRefreshToken);
     }
     if session.expires_at <= now {
-        return Err(AppError::Unauthorized(BAD_REFRESH_TOKEN));
+        return Err(AuthError::BadRefreshToken);
     }
     refresh_session::Entity::update_many()
         .col_expr(
@@ -225,7 +242,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: &str) -> AppRe
 
 /// Revokes the login session the refresh token belongs to. Unknown or
 /// already revoked tokens are accepted silently: logging out twice is fine.
-pub async fn logout(state: &AppState, meta: &RequestMeta, token: &str) -> AppResult<()> {
+pub async fn logout(state: &AppState, meta: &RequestMeta, token: &str) -> Result<(), AuthError> {
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     let session = refresh_session::Entity::find()
@@ -279,9 +296,9 @@ async fn start_session(
     family_id: Option<Uuid>,
     meta: &RequestMeta,
     now: DateTime<Utc>,
-) -> Result<String, AppError> {
+) -> Result<String, AuthError> {
     let (token, token_hash) = new_refresh_token();
-    let ttl = chrono::Duration::from_std(state.tokens.refresh_ttl).map_err(AppError::internal)?;
+    let ttl = chrono::Duration::from_std(state.tokens.refresh_ttl).map_err(anyhow::Error::from)?;
     let row = refresh_session::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
@@ -307,7 +324,7 @@ fn respond(
     role: Role,
     refresh_token: String,
     now: DateTime<Utc>,
-) -> AppResult<AuthResponse> {
+) -> Result<AuthResponse, AuthError> {
     let access_token = state.tokens.issue_access(user.id, role, now)?;
     Ok(AuthResponse {
         user,
@@ -326,7 +343,7 @@ pub async fn ensure_admin(
     email: Email,
     username: Username,
     password: NewPassword,
-) -> AppResult<bool> {
+) -> Result<bool, AuthError> {
     let exists = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.db.write)
@@ -354,20 +371,20 @@ pub async fn ensure_admin(
         Ok(created) => created,
         // Another instance starting at the same moment may have created it
         // first; anything else (a taken username) is a real conflict.
-        Err(AppError::Conflict(message)) => {
+        Err(
+            taken @ (UserError::EmailTaken
+            | UserError::UsernameTaken
+            | UserError::EmailOrUsernameTaken),
+        ) => {
             drop(transaction);
             let exists = user::Entity::find()
                 .filter(user::Column::Email.eq(email.as_str()))
                 .one(&state.db.write)
                 .await?
                 .is_some();
-            return if exists {
-                Ok(false)
-            } else {
-                Err(AppError::Conflict(message))
-            };
+            return if exists { Ok(false) } else { Err(taken.into()) };
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     };
     audit::record(
         &transaction,

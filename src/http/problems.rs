@@ -4,10 +4,13 @@
 //! JSON field a refusal is about.
 
 use super::error::AppError;
+use crate::auth::service::AuthError;
 use crate::loans::domain::LoanError;
 use crate::loans::status::IllegalTransition;
+use crate::notifications::service::NotificationError;
 use crate::payments::domain::PaymentError;
 use crate::servicing::{AmountRefusal, ServicingError, ValueDateRefusal};
+use crate::users::domain::UserError;
 
 impl From<IllegalTransition> for AppError {
     fn from(illegal: IllegalTransition) -> Self {
@@ -134,6 +137,54 @@ impl From<LoanError> for AppError {
             LoanError::Servicing(error) => error.into(),
             LoanError::Database(error) => error.into(),
             other @ LoanError::View(_) => AppError::internal(other),
+        }
+    }
+}
+
+impl From<UserError> for AppError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::UserNotFound => AppError::NotFound("User"),
+            UserError::ProfileNotFound => AppError::NotFound("Profile"),
+            UserError::EmailTaken => {
+                AppError::Conflict("An account with this email already exists.".to_owned())
+            }
+            UserError::UsernameTaken => {
+                AppError::Conflict("This username is already taken.".to_owned())
+            }
+            UserError::EmailOrUsernameTaken => AppError::Conflict(
+                "An account with this email or username already exists.".to_owned(),
+            ),
+            UserError::LastAdmin => {
+                AppError::Conflict("The last admin cannot be demoted.".to_owned())
+            }
+            UserError::Forbidden(refused) => refused.into(),
+            UserError::Database(error) => error.into(),
+            other @ UserError::Inconsistent(_) => AppError::internal(other),
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::BadCredentials => AppError::Unauthorized("Invalid credentials."),
+            AuthError::BadRefreshToken => {
+                AppError::Unauthorized("The refresh token is invalid, expired or revoked.")
+            }
+            AuthError::User(error) => error.into(),
+            AuthError::Database(error) => error.into(),
+            AuthError::Internal(error) => AppError::Internal(error),
+        }
+    }
+}
+
+impl From<NotificationError> for AppError {
+    fn from(error: NotificationError) -> Self {
+        match error {
+            NotificationError::NotFound => AppError::NotFound("Notification"),
+            NotificationError::Forbidden(refused) => refused.into(),
+            NotificationError::Database(error) => error.into(),
         }
     }
 }

@@ -8,7 +8,17 @@ use super::views::NotificationView;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::entities::notification;
-use crate::http::error::{AppError, AppResult};
+
+/// Why a notification operation was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("no such notification")]
+    NotFound,
+    #[error(transparent)]
+    Forbidden(#[from] crate::policy::Forbidden),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+}
 use crate::http::pagination::{Page, PageRequest};
 use crate::policy;
 
@@ -20,7 +30,7 @@ pub async fn list_of_user(
     unread_only: bool,
     page: &PageRequest,
     after: Option<Uuid>,
-) -> AppResult<Page<NotificationView>> {
+) -> Result<Page<NotificationView>, NotificationError> {
     policy::require_own_or_staff(actor, user_id)?;
     let mut select = notification::Entity::find()
         .filter(notification::Column::UserId.eq(user_id))
@@ -44,7 +54,11 @@ pub async fn list_of_user(
 
 /// Marks the actor's own notification read; the first read time stays.
 /// Anyone else's, staff included, is a 404: only its owner reads it.
-pub async fn mark_read(state: &AppState, actor: Actor, id: Uuid) -> AppResult<NotificationView> {
+pub async fn mark_read(
+    state: &AppState,
+    actor: Actor,
+    id: Uuid,
+) -> Result<NotificationView, NotificationError> {
     let now = state.now();
     notification::Entity::update_many()
         .col_expr(notification::Column::ReadAt, Expr::value(now))
@@ -57,6 +71,6 @@ pub async fn mark_read(state: &AppState, actor: Actor, id: Uuid) -> AppResult<No
         .filter(notification::Column::UserId.eq(actor.id))
         .one(&state.db.write)
         .await?
-        .ok_or(AppError::NotFound("Notification"))?;
+        .ok_or(NotificationError::NotFound)?;
     Ok(row.into())
 }

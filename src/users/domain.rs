@@ -3,6 +3,30 @@
 use chrono::NaiveDate;
 use secrecy::SecretString;
 
+/// Why a user or profile operation was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("no such user")]
+    UserNotFound,
+    #[error("no profile yet")]
+    ProfileNotFound,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("this username is already taken")]
+    UsernameTaken,
+    /// Lost a race with a concurrent registration of the same name.
+    #[error("an account with this email or username already exists")]
+    EmailOrUsernameTaken,
+    #[error("the last admin cannot be demoted")]
+    LastAdmin,
+    #[error(transparent)]
+    Forbidden(#[from] crate::policy::Forbidden),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    #[error("inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
 /// A normalised (trimmed, lower-cased) email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);

@@ -11,6 +11,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::domain::UserError;
 use super::domain::{Email, Username};
 use super::views::{ProfileView, UserView};
 use crate::app::AppState;
@@ -20,7 +21,6 @@ use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::entities::{Role, profile, user};
 use crate::db::is_unique_violation;
-use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
 use crate::policy::{self, ChangeRoles, Permit, ReadAllUsers};
 
@@ -51,7 +51,7 @@ pub async fn create_user(
     connection: &impl ConnectionTrait,
     new_user: NewUser,
     now: DateTime<Utc>,
-) -> AppResult<(user::Model, Option<profile::Model>)> {
+) -> Result<(user::Model, Option<profile::Model>), UserError> {
     let clashes = user::Entity::find()
         .filter(
             Condition::any()
@@ -61,14 +61,10 @@ pub async fn create_user(
         .all(connection)
         .await?;
     if clashes.iter().any(|u| u.email == new_user.email.as_str()) {
-        return Err(AppError::Conflict(
-            "An account with this email already exists.".to_owned(),
-        ));
+        return Err(UserError::EmailTaken);
     }
     if !clashes.is_empty() {
-        return Err(AppError::Conflict(
-            "This username is already taken.".to_owned(),
-        ));
+        return Err(UserError::UsernameTaken);
     }
     let id = Uuid::now_v7();
     let row = user::ActiveModel {
@@ -87,9 +83,7 @@ pub async fn create_user(
         .map_err(|error| {
             // Lost a race with a concurrent registration of the same name.
             if is_unique_violation(&error) {
-                AppError::Conflict(
-                    "An account with this email or username already exists.".to_owned(),
-                )
+                UserError::EmailOrUsernameTaken
             } else {
                 error.into()
             }
@@ -120,24 +114,35 @@ fn profile_row(user_id: Uuid, input: ProfileInput, now: DateTime<Utc>) -> profil
 
 /// User `user_id` with their profile (the user themselves, ADMIN,
 /// MANAGER), or 404.
-pub async fn user_for(state: &AppState, actor: Actor, user_id: Uuid) -> AppResult<UserView> {
+pub async fn user_for(
+    state: &AppState,
+    actor: Actor,
+    user_id: Uuid,
+) -> Result<UserView, UserError> {
     policy::require_own_or_staff(actor, user_id)?;
     user_view(state.db.fresh(), user_id).await
 }
 
 /// User `user_id`'s profile (the user themselves, ADMIN, MANAGER), or 404
 /// when they have none yet.
-pub async fn profile_for(state: &AppState, actor: Actor, user_id: Uuid) -> AppResult<ProfileView> {
+pub async fn profile_for(
+    state: &AppState,
+    actor: Actor,
+    user_id: Uuid,
+) -> Result<ProfileView, UserError> {
     policy::require_own_or_staff(actor, user_id)?;
     profile_view(state.db.fresh(), user_id).await
 }
 
 /// The user with their profile, or 404.
-pub async fn user_view(connection: &impl ConnectionTrait, user_id: Uuid) -> AppResult<UserView> {
+pub async fn user_view(
+    connection: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<UserView, UserError> {
     let user = user::Entity::find_by_id(user_id)
         .one(connection)
         .await?
-        .ok_or(AppError::NotFound("User"))?;
+        .ok_or(UserError::UserNotFound)?;
     let profile = profile::Entity::find_by_id(user_id).one(connection).await?;
     Ok(UserView::new(user, profile))
 }
@@ -150,7 +155,7 @@ pub async fn list_users(
     role: Option<Role>,
     page: &PageRequest,
     after: Option<Uuid>,
-) -> AppResult<Page<UserView>> {
+) -> Result<Page<UserView>, UserError> {
     let connection = state.list_reader(permit.actor().id).await;
     let mut query = user::Entity::find()
         .order_by_desc(user::Column::Id)
@@ -190,7 +195,7 @@ pub async fn change_role(
     meta: &RequestMeta,
     target_id: Uuid,
     new_role: Role,
-) -> AppResult<UserView> {
+) -> Result<UserView, UserError> {
     let actor = permit.actor();
     let now = state.now();
     let transaction = state.db.begin_write().await?;
@@ -210,13 +215,11 @@ pub async fn change_role(
         .iter()
         .find(|u| u.id == target_id)
         .cloned()
-        .ok_or(AppError::NotFound("User"))?;
+        .ok_or(UserError::UserNotFound)?;
     if target.role == Role::Admin && new_role != Role::Admin {
         let admins = locked.iter().filter(|u| u.role == Role::Admin).count();
         if admins <= 1 {
-            return Err(AppError::Conflict(
-                "The last admin cannot be demoted.".to_owned(),
-            ));
+            return Err(UserError::LastAdmin);
         }
     }
     let old_role = target.role;
@@ -249,7 +252,7 @@ pub async fn put_profile(
     actor: Actor,
     meta: &RequestMeta,
     input: ProfileInput,
-) -> AppResult<ProfileView> {
+) -> Result<ProfileView, UserError> {
     let now = state.now();
     let transaction = state.db.begin_write().await?;
     let existed = profile::Entity::find_by_id(actor.id)
@@ -283,9 +286,9 @@ pub async fn put_profile(
     let saved = profile::Entity::find_by_id(actor.id)
         .one(&transaction)
         .await?
-        .ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!("profile vanished inside its transaction"))
-        })?;
+        .ok_or(UserError::Inconsistent(
+            "the profile vanished inside its transaction",
+        ))?;
     transaction.commit().await?;
     Ok(saved.into())
 }
@@ -293,10 +296,10 @@ pub async fn put_profile(
 pub async fn profile_view(
     connection: &impl ConnectionTrait,
     user_id: Uuid,
-) -> AppResult<ProfileView> {
+) -> Result<ProfileView, UserError> {
     profile::Entity::find_by_id(user_id)
         .one(connection)
         .await?
         .map(ProfileView::from)
-        .ok_or(AppError::NotFound("Profile"))
+        .ok_or(UserError::ProfileNotFound)
 }
