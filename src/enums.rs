@@ -164,7 +164,9 @@ text_enum! {
         Days1To30 = "1-30",
         Days31To60 = "31-60",
         Days61To90 = "61-90",
-        /// 91 days or more.
+        /// 91 days or more. (In a query string an unescaped `+` reads as
+        /// a space: `?bucket=91+` arrives as `91 ` and is taken too.)
+        #[serde(alias = "91 ")]
         Days91Plus = "91+",
     }
 }

@@ -226,6 +226,14 @@ impl Validator {
         !self.errors.is_empty()
     }
 
+    /// The fields refused so far, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|error| error.field.clone())
+            .collect()
+    }
+
     /// A field that must be present and not null, parsed by `parse`.
     pub fn required<T, U, E: Display>(
         &mut self,

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod pagination;
 pub mod path;
 pub mod problems;
+pub mod query;
 pub mod rate_limit;
 
 /// Request bodies above this size are refused with 413.

@@ -5,55 +5,65 @@
 //! however deep the client pages, and rows inserted meanwhile never shift
 //! a page.
 
-use std::collections::HashMap;
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::AppError;
 use super::json::Validator;
-
-/// The query string as name → value (the last value wins). Parameters we
-/// do not know are ignored, as HTTP caches and proxies add their own.
-#[derive(Debug, Default)]
-pub struct QueryParams(HashMap<String, String>);
-
-impl QueryParams {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    pub fn parse(query: Option<&str>) -> QueryParams {
-        let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned();
-        QueryParams(pairs.collect())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(QueryParams::parse(parts.uri.query()))
-    }
-}
+pub use super::query::QueryParams;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// `?limit=&cursor=` of a list request.
-#[derive(Debug, Clone, Default, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u64>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    pub limit: Option<PageLimit>,
     /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub cursor: Option<Cursor>,
 }
+
+/// Items per page: 1 to 100, never clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PageLimit(pub u64);
+
+impl TryFrom<String> for PageLimit {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.parse::<u64>() {
+            Ok(limit) if (1..=MAX_PAGE_SIZE).contains(&limit) => Ok(PageLimit(limit)),
+            _ => Err("must be an integer from 1 to 100"),
+        }
+    }
+}
+
+/// A cursor this service issued: the sort key of the last item of a page
+/// (an empty one means the first page).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cursor(pub Option<Vec<String>>);
+
+impl TryFrom<String> for Cursor {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.is_empty() {
+            return Ok(Cursor(None));
+        }
+        decode_cursor(&text)
+            .map(|parts| Cursor(Some(parts)))
+            .ok_or(NOT_OUR_CURSOR)
+    }
+}
+
+const NOT_OUR_CURSOR: &str = "is not a cursor this service issued";
 
 /// A validated page request; `after` holds the decoded cursor parts.
 #[derive(Debug, Clone)]
@@ -65,27 +75,11 @@ pub struct PageRequest {
 impl PageRequest {
     /// Reads `limit` and `cursor`, recording field errors in `validator`.
     pub fn from_query(query: &QueryParams, validator: &mut Validator) -> PageRequest {
-        let limit = match query.get("limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<u64>() {
-                Ok(limit) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
-                _ => {
-                    validator.error("limit", "must be an integer from 1 to 100");
-                    DEFAULT_PAGE_SIZE
-                }
-            },
-        };
-        let after = match query.get("cursor") {
-            None | Some("") => None,
-            Some(cursor) => match decode_cursor(cursor) {
-                Some(parts) => Some(parts),
-                None => {
-                    validator.error("cursor", "is not a cursor this service issued");
-                    None
-                }
-            },
-        };
-        PageRequest { limit, after }
+        let params: PageParams = query.parse_into(validator);
+        PageRequest {
+            limit: params.limit.map_or(DEFAULT_PAGE_SIZE, |limit| limit.0),
+            after: params.cursor.and_then(|cursor| cursor.0),
+        }
     }
 
     /// The single cursor part of an id-ordered list, as a UUID.
@@ -95,12 +89,12 @@ impl PageRequest {
             [id] => match uuid::Uuid::parse_str(id) {
                 Ok(id) => Some(id),
                 Err(_) => {
-                    validator.error("cursor", "is not a cursor this service issued");
+                    validator.error("cursor", NOT_OUR_CURSOR);
                     None
                 }
             },
             _ => {
-                validator.error("cursor", "is not a cursor this service issued");
+                validator.error("cursor", NOT_OUR_CURSOR);
                 None
             }
         }

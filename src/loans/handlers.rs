@@ -99,12 +99,8 @@ async fn get_loan(
 }
 
 /// Status and delinquency bucket to filter loan lists by.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
 struct StatusFilter {
     status: Option<LoanStatus>,
     /// Only APPROVED/OVERDUE loans this many days past due today (`91+`
@@ -118,36 +114,8 @@ fn list_query(query: &QueryParams) -> AppResult<(ListFilter, PageRequest, Option
     let mut validator = Validator::new();
     let page = PageRequest::from_query(query, &mut validator);
     let after = page.after_id(&mut validator);
-    let status = match query.get("status") {
-        None => Some(None),
-        Some(text) => validator
-            .check(
-                "status",
-                LoanStatus::parse(text)
-                    .ok_or("must be PENDING, APPROVED, REJECTED, CANCELLED, OVERDUE or PAID"),
-            )
-            .map(Some),
-    };
-    let bucket = match query.get("bucket") {
-        None => Some(None),
-        Some(text) => validator
-            .check(
-                "bucket",
-                DelinquencyBucket::parse(if text == "91 " { "91+" } else { text })
-                    .ok_or("must be CURRENT, 1-30, 31-60, 61-90 or 91+"),
-            )
-            .map(Some),
-    };
-    validator.finish(|| {
-        Some((
-            ListFilter {
-                status: status?,
-                bucket: bucket?,
-            },
-            page,
-            after,
-        ))
-    })
+    let StatusFilter { status, bucket } = query.parse_into(&mut validator);
+    validator.finish(|| Some((ListFilter { status, bucket }, page, after)))
 }
 
 /// One user's loans, newest first (that user, ADMIN, MANAGER).

@@ -13,6 +13,7 @@ use crate::http::error::AppResult;
 use crate::http::json::Validator;
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
+use crate::http::query::Flag;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,15 +22,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Only unread notifications.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
 struct UnreadFilter {
     /// `true` for unread notifications only.
-    unread: Option<bool>,
+    #[param(value_type = Option<bool>)]
+    unread: Option<Flag>,
 }
 
 /// A user's notifications, newest first (that user, ADMIN, MANAGER).
@@ -46,14 +44,8 @@ async fn list_notifications(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
-    let unread_only = match query.get("unread") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            validator.error("unread", "must be true or false");
-            false
-        }
-    };
+    let filter: UnreadFilter = query.parse_into(&mut validator);
+    let unread_only = filter.unread.is_some_and(|flag| flag.0);
     validator.finish(|| Some(()))?;
     Ok(Json(
         service::list_of_user(&state, actor, user_id, unread_only, &page, after).await?,

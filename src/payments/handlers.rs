@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +23,7 @@ use crate::http::error::AppResult;
 use crate::http::json::{DecimalText, Field, JsonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
+use crate::http::query::{CalendarDate, Id};
 use crate::loans::domain::Reason;
 use crate::money::Money;
 use crate::policy::{self, ChooseOverdueDate, ChooseValueDate, Permit, ReversePayments};
@@ -158,17 +158,14 @@ fn payment_response(reply: PaymentReply) -> AppResult<Response> {
 }
 
 /// Day of a payoff quote.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
+#[serde(rename_all = "camelCase")]
 struct PayoffDay {
     /// The day to quote for (default today; not before today). A later day
     /// assumes nothing is paid until then.
-    #[param(rename = "asOf")]
-    as_of: Option<NaiveDate>,
+    #[param(value_type = Option<chrono::NaiveDate>)]
+    as_of: Option<CalendarDate>,
 }
 
 /// What closes the loan on a day: due installments in full, the current
@@ -188,11 +185,9 @@ async fn payoff(
     query: QueryParams,
 ) -> AppResult<Json<PayoffView>> {
     let mut validator = Validator::new();
-    let as_of = match query.get("asOf") {
-        None => Some(None),
-        Some(raw) => validator.check("asOf", parse_date(raw)).map(Some),
-    };
-    let as_of = validator.finish(|| as_of)?;
+    let PayoffDay { as_of } = query.parse_into(&mut validator);
+    validator.finish(|| Some(()))?;
+    let as_of = as_of.map(|day| day.0);
     Ok(Json(service::payoff(&state, actor, loan_id, as_of).await?))
 }
 
@@ -265,15 +260,12 @@ async fn reverse_payment(
 }
 
 /// Loan to filter a payment history by.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
+#[serde(rename_all = "camelCase")]
 struct LoanFilter {
-    #[param(rename = "loanId")]
-    loan_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    loan_id: Option<Id>,
 }
 
 /// A user's payments, newest first (that user, ADMIN, MANAGER).
@@ -290,26 +282,22 @@ async fn payment_history(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
-    let loan_id = query.get("loanId").and_then(|raw| {
-        validator.check("loanId", Uuid::parse_str(raw).map_err(|_| "must be a UUID"))
-    });
+    let LoanFilter { loan_id } = query.parse_into(&mut validator);
     validator.finish(|| Some(()))?;
+    let loan_id = loan_id.map(|id| id.0);
     Ok(Json(
         service::history_of_user(&state, actor, user_id, loan_id, &page, after).await?,
     ))
 }
 
 /// As-of date of the overdue list.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
+#[serde(rename_all = "camelCase")]
 struct AsOf {
     /// Staff only: list what is overdue as of this date (default today).
-    #[param(rename = "asOf")]
-    as_of: Option<NaiveDate>,
+    #[param(value_type = Option<chrono::NaiveDate>)]
+    as_of: Option<CalendarDate>,
 }
 
 /// Overdue installments, newest first (latest due date first). Staff see
@@ -326,14 +314,13 @@ async fn overdue(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = overdue_cursor(&page, &mut validator);
-    let as_of = match query.get("asOf") {
-        None => Some(state.today()),
-        Some(raw) => {
-            Permit::<ChooseOverdueDate>::check(actor)?;
-            validator.check("asOf", parse_date(raw))
-        }
-    };
-    let as_of = validator.finish(|| as_of)?;
+    // Choosing the day at all is staff's business, well-formed or not.
+    if query.has("asOf") {
+        Permit::<ChooseOverdueDate>::check(actor)?;
+    }
+    let AsOf { as_of } = query.parse_into(&mut validator);
+    validator.finish(|| Some(()))?;
+    let as_of = as_of.map_or_else(|| state.today(), |day| day.0);
     let scope = policy::visible_owner(actor);
     Ok(Json(
         service::overdue(

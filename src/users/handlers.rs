@@ -39,12 +39,8 @@ async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<UserV
 }
 
 /// Role to filter the user list by.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "only its derived OpenAPI parameters are used; the query is parsed by hand so every bad value is a 422 naming it"
-)]
 struct RoleFilter {
     role: Option<Role>,
 }
@@ -62,16 +58,7 @@ async fn list_users(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
-    let role = match query.get("role") {
-        None => None,
-        Some(text) => {
-            let role = Role::parse(text);
-            if role.is_none() {
-                validator.error("role", "must be ADMIN, MANAGER or USER");
-            }
-            role
-        }
-    };
+    let RoleFilter { role } = query.parse_into(&mut validator);
     validator.finish(|| Some(()))?;
     Ok(Json(
         service::list_users(&state, permit, role, &page, after).await?,

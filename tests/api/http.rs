@@ -395,6 +395,50 @@ async fn empty_typed_query_parameters_are_invalid_not_ignored() {
 }
 
 #[tokio::test]
+async fn a_repeated_query_parameter_is_refused_naming_it() {
+    let app = TestApp::spawn().await;
+    let (borrower, admin, loan_id) = app.golden_loan().await;
+    for (path, fields) in [
+        ("/loans?bucket=bogus&bucket=CURRENT", vec!["bucket"]),
+        ("/loans?status=PAID&status=OVERDUE", vec!["status"]),
+        ("/loans?status=PAID&status=PAID", vec!["status"]),
+        ("/loans?limit=5&limit=6&status=OVERDUE", vec!["limit"]),
+        ("/users?role=USER&role=ADMIN", vec!["role"]),
+        (
+            "/audit-logs?action=LOAN_APPLIED&action=LOAN_APPROVED&from=x",
+            vec!["action", "from"],
+        ),
+        (
+            "/payments/overdue?asOf=2026-01-10&asOf=2026-01-11",
+            vec!["asOf"],
+        ),
+    ] {
+        app.get(path, &admin.token)
+            .await
+            .assert_invalid_fields(&fields);
+    }
+    app.get(
+        &format!("/loans/{loan_id}/payoff?asOf=2026-02-01&asOf=2026-03-01"),
+        &borrower.token,
+    )
+    .await
+    .assert_invalid_fields(&["asOf"]);
+    app.get(
+        &format!(
+            "/notifications/user/{}?unread=true&unread=false",
+            borrower.id
+        ),
+        &borrower.token,
+    )
+    .await
+    .assert_invalid_fields(&["unread"]);
+    // Parameters no list knows are ignored, repeated or not.
+    app.get("/loans?_=1&_=2&status=APPROVED", &admin.token)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
 async fn lenient_where_json_allows_it() {
     let app = TestApp::spawn().await;
     let (borrower, admin, _) = app.golden_loan().await;
