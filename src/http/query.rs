@@ -182,8 +182,10 @@ mod tests {
         assert_eq!(bad, vec!["asOf", "owner"]);
         assert_eq!(parsed.unread, Some(Flag(true)));
         assert_eq!(parsed.as_of, None);
-        let (parsed, bad) = parse("asOf=2026-02-01");
+        assert_eq!(parsed.owner, None);
+        let (parsed, bad) = parse("asOf=2026-02-01&owner=0192b3a4-0000-7000-8000-000000000001");
         assert!(bad.is_empty());
+        assert!(parsed.owner.is_some());
         assert_eq!(
             parsed.as_of.map(|date| date.0),
             NaiveDate::from_ymd_opt(2026, 2, 1)
