@@ -250,103 +250,9 @@ impl Config {
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let vars = Vars { lookup: &lookup };
-        let data_dir = PathBuf::from(vars.raw("DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
-        let database_url = match vars.raw("DATABASE_URL") {
-            Some(value) => vars.parse_with("DATABASE_URL", &value, DatabaseUrl::parse)?,
-            None => DatabaseUrl(format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("loan-tracker.db").display()
-            )),
-        };
-        let database_read_url = vars.optional_with("DATABASE_READ_URL", DatabaseUrl::parse)?;
-        if database_read_url.is_some()
-            && (database_url.kind() != DatabaseKind::Postgres
-                || database_read_url
-                    .as_ref()
-                    .is_some_and(|url| url.kind() != DatabaseKind::Postgres))
-        {
-            return Err(ConfigError {
-                variable: "DATABASE_READ_URL",
-                message: "a read replica needs DATABASE_URL and DATABASE_READ_URL on PostgreSQL"
-                    .to_owned(),
-            });
-        }
-        let jwt_secret = match vars.raw("JWT_SECRET") {
-            Some(secret) if secret.len() < 32 => {
-                return Err(ConfigError {
-                    variable: "JWT_SECRET",
-                    message: "must be at least 32 bytes".to_owned(),
-                });
-            }
-            Some(secret) => Some(SecretString::from(secret)),
-            None if database_url.kind() == DatabaseKind::Postgres => {
-                return Err(ConfigError {
-                    variable: "JWT_SECRET",
-                    message: "is required (at least 32 bytes) when DATABASE_URL is PostgreSQL"
-                        .to_owned(),
-                });
-            }
-            None => None,
-        };
-        let admin_bootstrap = match (
-            vars.raw("ADMIN_EMAIL"),
-            vars.raw("ADMIN_USERNAME"),
-            vars.raw("ADMIN_PASSWORD"),
-        ) {
-            (Some(email), Some(username), Some(password)) => Some(AdminBootstrap {
-                email,
-                username,
-                password: SecretString::from(password),
-            }),
-            _ => None,
-        };
-        let log_format = match vars.raw("LOG_FORMAT").as_deref() {
-            None => {
-                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    LogFormat::Pretty
-                } else {
-                    LogFormat::Json
-                }
-            }
-            Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(_) => {
-                return Err(ConfigError {
-                    variable: "LOG_FORMAT",
-                    message: "must be pretty or json".to_owned(),
-                });
-            }
-        };
-        let currency = vars.raw("CURRENCY").unwrap_or_else(|| "USD".to_owned());
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ConfigError {
-                variable: "CURRENCY",
-                message: "must be a three-letter ISO 4217 code such as USD".to_owned(),
-            });
-        }
-        let loan_min_amount: Money = vars.parsed("LOAN_MIN_AMOUNT", Money::from_minor(10_000))?;
-        let loan_max_amount: Money =
-            vars.parsed("LOAN_MAX_AMOUNT", Money::from_minor(100_000_000))?;
-        if !loan_min_amount.is_positive() || loan_min_amount > loan_max_amount {
-            return Err(ConfigError {
-                variable: "LOAN_MIN_AMOUNT",
-                message: "must be positive and not above LOAN_MAX_AMOUNT".to_owned(),
-            });
-        }
-        let rate_limit_per_minute = vars.parsed("RATE_LIMIT_PER_MINUTE", 300u32)?;
-        let auth_rate_limit_per_minute = vars.parsed("AUTH_RATE_LIMIT_PER_MINUTE", 10u32)?;
-        for (variable, value) in [
-            ("RATE_LIMIT_PER_MINUTE", rate_limit_per_minute),
-            ("AUTH_RATE_LIMIT_PER_MINUTE", auth_rate_limit_per_minute),
-        ] {
-            if value == 0 {
-                return Err(ConfigError {
-                    variable,
-                    message: "must be at least 1".to_owned(),
-                });
-            }
-        }
-
+        let (data_dir, database_url, database_read_url) = vars.databases()?;
+        let jwt_secret = vars.jwt_secret(&database_url)?;
+        let (loan_min_amount, loan_max_amount) = vars.loan_bounds()?;
         Ok(Config {
             host: vars.parsed("HOST", IpAddr::from([127, 0, 0, 1]))?,
             port: vars.parsed("PORT", 8080u16)?,
@@ -354,64 +260,38 @@ impl Config {
             database_url,
             database_read_url,
             database_max_connections: vars.parsed("DATABASE_MAX_CONNECTIONS", 16u32)?.max(1),
-            redis_url: vars.optional_with("REDIS_URL", |value| {
-                if value.starts_with("redis://") || value.starts_with("rediss://") {
-                    Ok(DatabaseUrl(value.to_owned()))
-                } else {
-                    Err("must start with redis:// or rediss://".to_owned())
-                }
+            redis_url: vars.optional_with("REDIS_URL", |url| {
+                url_with_scheme(url, &["redis://", "rediss://"])
             })?,
             jwt_secret,
-            access_token_ttl: Duration::from_secs(vars.bounded(
-                "ACCESS_TOKEN_TTL_SECS",
-                900,
-                MAX_TOKEN_TTL_SECS,
-            )?),
-            refresh_token_ttl: Duration::from_secs(vars.bounded(
+            access_token_ttl: vars.seconds("ACCESS_TOKEN_TTL_SECS", 900, MAX_TOKEN_TTL_SECS)?,
+            refresh_token_ttl: vars.seconds(
                 "REFRESH_TOKEN_TTL_SECS",
                 2_592_000,
                 MAX_TOKEN_TTL_SECS,
-            )?),
-            admin_bootstrap,
-            rate_limit_per_minute,
-            auth_rate_limit_per_minute,
+            )?,
+            admin_bootstrap: vars.admin_bootstrap(),
+            rate_limit_per_minute: vars.at_least_one("RATE_LIMIT_PER_MINUTE", 300)?,
+            auth_rate_limit_per_minute: vars.at_least_one("AUTH_RATE_LIMIT_PER_MINUTE", 10)?,
             trusted_proxies: vars.list("TRUSTED_PROXIES")?,
-            currency,
+            currency: vars.currency()?,
             timezone: vars.parsed("TIMEZONE", Tz::UTC)?,
-            default_annual_interest_rate: vars.parsed(
-                "DEFAULT_ANNUAL_INTEREST_RATE",
-                Percent::parse("12.0").unwrap_or_else(|_| Percent::zero()),
-            )?,
-            late_fee_percent: vars.parsed(
-                "LATE_FEE_PERCENT",
-                Percent::parse("5.0").unwrap_or_else(|_| Percent::zero()),
-            )?,
+            default_annual_interest_rate: vars.percent("DEFAULT_ANNUAL_INTEREST_RATE", "12.0")?,
+            late_fee_percent: vars.percent("LATE_FEE_PERCENT", "5.0")?,
             late_fee_grace_days: vars.parsed("LATE_FEE_GRACE_DAYS", 0u32)?,
-            reminder_days_before: vars
-                .positive("REMINDER_DAYS_BEFORE", 3)?
-                .try_into()
-                .map_err(|_| ConfigError {
-                    variable: "REMINDER_DAYS_BEFORE",
-                    message: "is too large".to_owned(),
-                })?,
+            reminder_days_before: vars.at_least_one("REMINDER_DAYS_BEFORE", 3)?,
             loan_min_amount,
             loan_max_amount,
-            smtp_url: vars.optional_with("SMTP_URL", |value| {
-                if value.starts_with("smtp://") || value.starts_with("smtps://") {
-                    Ok(DatabaseUrl(value.to_owned()))
-                } else {
-                    Err("must start with smtp:// or smtps://".to_owned())
-                }
+            smtp_url: vars.optional_with("SMTP_URL", |url| {
+                url_with_scheme(url, &["smtp://", "smtps://"])
             })?,
             mail_from: vars.raw("MAIL_FROM"),
             cors_origins: vars.list("CORS_ORIGINS")?,
-            log_format,
+            log_format: vars.log_format()?,
             scheduler_enabled: vars.parsed("SCHEDULER_ENABLED", true)?,
-            request_timeout: Duration::from_secs(vars.positive("REQUEST_TIMEOUT_SECS", 30)?),
-            header_read_timeout: Duration::from_secs(
-                vars.positive("HEADER_READ_TIMEOUT_SECS", 10)?,
-            ),
-            body_read_timeout: Duration::from_secs(vars.positive("BODY_READ_TIMEOUT_SECS", 10)?),
+            request_timeout: vars.seconds("REQUEST_TIMEOUT_SECS", 30, u64::MAX)?,
+            header_read_timeout: vars.seconds("HEADER_READ_TIMEOUT_SECS", 10, u64::MAX)?,
+            body_read_timeout: vars.seconds("BODY_READ_TIMEOUT_SECS", 10, u64::MAX)?,
             audit_retention_days: vars.parsed("AUDIT_RETENTION_DAYS", 365u32)?,
             payment_reminders_cron: vars.cron("PAYMENT_REMINDERS_CRON", "0 0 8 * * *")?,
             overdue_check_cron: vars.cron("OVERDUE_CHECK_CRON", "0 5 0 * * *")?,
@@ -433,11 +313,7 @@ impl Config {
             redis_key_prefix: vars
                 .raw("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "loan-tracker".to_owned()),
-            read_your_writes: Duration::from_secs(vars.bounded(
-                "READ_YOUR_WRITES_SECS",
-                10,
-                3600,
-            )?),
+            read_your_writes: vars.seconds("READ_YOUR_WRITES_SECS", 10, 3600)?,
         })
     }
 
@@ -462,6 +338,142 @@ impl Config {
 /// that names the variable.
 struct Vars<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// `url` if it starts with one of `schemes`.
+fn url_with_scheme(url: &str, schemes: &[&str]) -> Result<DatabaseUrl, String> {
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        Ok(DatabaseUrl(url.to_owned()))
+    } else {
+        Err(format!("must start with {}", schemes.join(" or ")))
+    }
+}
+
+fn refused(variable: &'static str, message: &str) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.to_owned(),
+    }
+}
+
+/// The settings that take more than reading one variable.
+impl Vars<'_> {
+    /// `DATA_DIR`, `DATABASE_URL` (SQLite in the data directory by
+    /// default) and `DATABASE_READ_URL` (a replica: PostgreSQL only).
+    fn databases(&self) -> Result<(PathBuf, DatabaseUrl, Option<DatabaseUrl>), ConfigError> {
+        let data_dir = PathBuf::from(self.raw("DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let database_url = match self.raw("DATABASE_URL") {
+            Some(value) => self.parse_with("DATABASE_URL", &value, DatabaseUrl::parse)?,
+            None => DatabaseUrl(format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("loan-tracker.db").display()
+            )),
+        };
+        let read_url = self.optional_with("DATABASE_READ_URL", DatabaseUrl::parse)?;
+        let both_postgres = database_url.kind() == DatabaseKind::Postgres
+            && read_url
+                .as_ref()
+                .is_none_or(|url| url.kind() == DatabaseKind::Postgres);
+        if read_url.is_some() && !both_postgres {
+            return Err(refused(
+                "DATABASE_READ_URL",
+                "a read replica needs DATABASE_URL and DATABASE_READ_URL on PostgreSQL",
+            ));
+        }
+        Ok((data_dir, database_url, read_url))
+    }
+
+    /// `JWT_SECRET`: at least 32 bytes; required on PostgreSQL, where
+    /// several instances must share it.
+    fn jwt_secret(&self, database_url: &DatabaseUrl) -> Result<Option<SecretString>, ConfigError> {
+        match self.raw("JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                Err(refused("JWT_SECRET", "must be at least 32 bytes"))
+            }
+            Some(secret) => Ok(Some(SecretString::from(secret))),
+            None if database_url.kind() == DatabaseKind::Postgres => Err(refused(
+                "JWT_SECRET",
+                "is required (at least 32 bytes) when DATABASE_URL is PostgreSQL",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// `ADMIN_EMAIL`, `ADMIN_USERNAME`, `ADMIN_PASSWORD`: all three or none.
+    fn admin_bootstrap(&self) -> Option<AdminBootstrap> {
+        match (
+            self.raw("ADMIN_EMAIL"),
+            self.raw("ADMIN_USERNAME"),
+            self.raw("ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(username), Some(password)) => Some(AdminBootstrap {
+                email,
+                username,
+                password: SecretString::from(password),
+            }),
+            _ => None,
+        }
+    }
+
+    /// `LOG_FORMAT`: pretty on a terminal, JSON otherwise, unless chosen.
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self.raw("LOG_FORMAT").as_deref() {
+            None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => Ok(LogFormat::Pretty),
+            None => Ok(LogFormat::Json),
+            Some("pretty") => Ok(LogFormat::Pretty),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(refused("LOG_FORMAT", "must be pretty or json")),
+        }
+    }
+
+    /// `CURRENCY`: a three-letter ISO 4217 code.
+    fn currency(&self) -> Result<String, ConfigError> {
+        let currency = self.raw("CURRENCY").unwrap_or_else(|| "USD".to_owned());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(refused(
+                "CURRENCY",
+                "must be a three-letter ISO 4217 code such as USD",
+            ));
+        }
+        Ok(currency)
+    }
+
+    /// `LOAN_MIN_AMOUNT` and `LOAN_MAX_AMOUNT`: positive, in order.
+    fn loan_bounds(&self) -> Result<(Money, Money), ConfigError> {
+        let min: Money = self.parsed("LOAN_MIN_AMOUNT", Money::from_minor(10_000))?;
+        let max: Money = self.parsed("LOAN_MAX_AMOUNT", Money::from_minor(100_000_000))?;
+        if !min.is_positive() || min > max {
+            return Err(refused(
+                "LOAN_MIN_AMOUNT",
+                "must be positive and not above LOAN_MAX_AMOUNT",
+            ));
+        }
+        Ok((min, max))
+    }
+
+    fn percent(&self, variable: &'static str, default: &str) -> Result<Percent, ConfigError> {
+        self.parsed(
+            variable,
+            Percent::parse(default).unwrap_or_else(|_| Percent::zero()),
+        )
+    }
+
+    /// A whole number of seconds from 1 to `max`.
+    fn seconds(
+        &self,
+        variable: &'static str,
+        default: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded(variable, default, max)
+            .map(Duration::from_secs)
+    }
+
+    /// A count from 1 up that fits in a `u32`.
+    fn at_least_one(&self, variable: &'static str, default: u32) -> Result<u32, ConfigError> {
+        let value = self.positive(variable, u64::from(default))?;
+        u32::try_from(value).map_err(|_| refused(variable, "is too large"))
+    }
 }
 
 impl Vars<'_> {

@@ -182,61 +182,21 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_worker } => {
-            let _serving = loan_tracker::backup::hold_service_lock(&config)?;
-            let address = config.listen_address();
-            let state = startup::build_state(config, startup::system_clock()).await?;
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
-            startup::serve(state, listener, !no_worker).await
+            serve(
+                config,
+                Serving::Api {
+                    background: !no_worker,
+                },
+            )
+            .await
         }
-        Command::Worker => {
-            let _serving = loan_tracker::backup::hold_service_lock(&config)?;
-            let address = config.listen_address();
-            let state = startup::build_state(config, startup::system_clock()).await?;
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
-            startup::run_worker(state, listener).await
-        }
+        Command::Worker => serve(config, Serving::WorkerOnly).await,
         Command::Jobs {
             command: JobsCommand::Run { name, as_of },
-        } => {
-            let job = JobName::parse(&name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown job {name:?}: payment-reminders, overdue-check or audit-archive"
-                )
-            })?;
-            let state = startup::build_state(config, startup::system_clock()).await?;
-            let today = state.today();
-            let as_of = match as_of {
-                Some(text) => loan_tracker::calendar::parse_date(&text)
-                    .map_err(|error| error.to_string())
-                    .and_then(|date| loan_tracker::jobs::check_as_of(date, today))
-                    .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
-                None => today,
-            };
-            let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
-            println!("{}", serde_json::to_string(&report)?);
-            Ok(())
-        }
+        } => run_job(config, &name, as_of.as_deref()).await,
         Command::Report {
             command: ReportCommand::Portfolio { format },
-        } => {
-            // A report only reads: no migrations, no bootstrap admin (it can
-            // run with a read-only role; after an upgrade, `migrate` first).
-            let db = loan_tracker::db::Db::connect(&config)
-                .await
-                .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
-            let today = loan_tracker::clock::local_date(chrono::Utc::now(), config.timezone);
-            let report =
-                loan_tracker::reports::portfolio(&db.read, today, &config.currency).await?;
-            match format {
-                ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
-                ReportFormat::Csv => print!("{}", loan_tracker::reports::csv(&report)),
-            }
-            Ok(())
-        }
+        } => portfolio_report(config, format).await,
         Command::Backup { path } => {
             let report = loan_tracker::backup::backup(&config, &path).await?;
             println!(
@@ -246,52 +206,106 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Restore { path } => {
-            let report = loan_tracker::backup::restore(&config, &path).await?;
-            for aside in &report.kept_aside {
-                println!("kept the replaced file as {}", aside.display());
-            }
-            println!(
-                "restored {} into {} (schema at {}); start the service to apply newer migrations",
-                path.display(),
-                report.database.display(),
-                report.migration.as_deref().unwrap_or("?")
-            );
-            Ok(())
-        }
+        Command::Restore { path } => restore(config, &path).await,
         Command::Migrate => {
             let db = loan_tracker::db::Db::connect(&config).await?;
             db.migrate(config.timezone).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::CreateAdmin { email, username } => {
-            let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
-            let username =
-                Username::parse(username).map_err(|e| anyhow::anyhow!("--username {e}"))?;
-            let password = match std::env::var("ADMIN_PASSWORD") {
-                Ok(password) if !password.is_empty() => password,
-                _ => rpassword::prompt_password("Password for the new admin: ")?,
-            };
-            let password =
-                NewPassword::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
-            let state = startup::build_state(config, startup::system_clock()).await?;
-            let created = loan_tracker::auth::service::ensure_admin(
-                &state,
-                email.clone(),
-                username,
-                password,
-            )
+        Command::CreateAdmin { email, username } => create_admin(config, email, username).await,
+        Command::Openapi | Command::Healthcheck => Ok(()),
+    }
+}
+
+/// What a long-running instance serves.
+enum Serving {
+    /// The API, and with `background` the email worker and the scheduler.
+    Api { background: bool },
+    /// Only the email worker and the scheduler (and health and metrics).
+    WorkerOnly,
+}
+
+async fn serve(config: Config, serving: Serving) -> anyhow::Result<()> {
+    let _serving = loan_tracker::backup::hold_service_lock(&config)?;
+    let address = config.listen_address();
+    let state = startup::build_state(config, startup::system_clock()).await?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+    match serving {
+        Serving::Api { background } => startup::serve(state, listener, background).await,
+        Serving::WorkerOnly => startup::run_worker(state, listener).await,
+    }
+}
+
+/// `jobs run NAME [--as-of D]`: one run now, its report on stdout.
+async fn run_job(config: Config, name: &str, as_of: Option<&str>) -> anyhow::Result<()> {
+    let job = JobName::parse(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown job {name:?}: payment-reminders, overdue-check or audit-archive")
+    })?;
+    let state = startup::build_state(config, startup::system_clock()).await?;
+    let today = state.today();
+    let as_of = match as_of {
+        Some(text) => loan_tracker::calendar::parse_date(text)
+            .map_err(|error| error.to_string())
+            .and_then(|date| loan_tracker::jobs::check_as_of(date, today))
+            .map_err(|error| anyhow::anyhow!("--as-of {error}"))?,
+        None => today,
+    };
+    let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `report portfolio`: only reads, so no migrations and no bootstrap admin
+/// (it can run with a read-only role; after an upgrade, `migrate` first).
+async fn portfolio_report(config: Config, format: ReportFormat) -> anyhow::Result<()> {
+    let db = loan_tracker::db::Db::connect(&config)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
+    let today = loan_tracker::clock::local_date(chrono::Utc::now(), config.timezone);
+    let report = loan_tracker::reports::portfolio(&db.read, today, &config.currency).await?;
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        ReportFormat::Csv => print!("{}", loan_tracker::reports::csv(&report)),
+    }
+    Ok(())
+}
+
+async fn restore(config: Config, path: &std::path::Path) -> anyhow::Result<()> {
+    let report = loan_tracker::backup::restore(&config, path).await?;
+    for aside in &report.kept_aside {
+        println!("kept the replaced file as {}", aside.display());
+    }
+    println!(
+        "restored {} into {} (schema at {}); start the service to apply newer migrations",
+        path.display(),
+        report.database.display(),
+        report.migration.as_deref().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// `create-admin`: the password from `ADMIN_PASSWORD`, else prompted.
+async fn create_admin(config: Config, email: String, username: String) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("--username {e}"))?;
+    let password = match std::env::var("ADMIN_PASSWORD") {
+        Ok(password) if !password.is_empty() => password,
+        _ => rpassword::prompt_password("Password for the new admin: ")?,
+    };
+    let password = NewPassword::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let state = startup::build_state(config, startup::system_clock()).await?;
+    let created =
+        loan_tracker::auth::service::ensure_admin(&state, email.clone(), username, password)
             .await
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-            if created {
-                println!("created admin {}", email.as_str());
-                Ok(())
-            } else {
-                anyhow::bail!("an account with email {} already exists", email.as_str())
-            }
-        }
-        Command::Openapi | Command::Healthcheck => Ok(()),
+    if created {
+        println!("created admin {}", email.as_str());
+        Ok(())
+    } else {
+        anyhow::bail!("an account with email {} already exists", email.as_str())
     }
 }
 

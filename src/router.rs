@@ -198,19 +198,6 @@ fn complete_document(document: &mut utoipa::openapi::OpenApi, config: &Config) {
                 .build(),
         ),
     );
-    let problem = |description: &str| {
-        RefOr::T(
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    error::PROBLEM_CONTENT_TYPE,
-                    Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                        "Problem",
-                    )))),
-                )
-                .build(),
-        )
-    };
     for path_item in document.paths.paths.values_mut() {
         let operations = [
             path_item.get.as_mut(),
@@ -220,43 +207,69 @@ fn complete_document(document: &mut utoipa::openapi::OpenApi, config: &Config) {
             path_item.delete.as_mut(),
         ];
         for operation in operations.into_iter().flatten() {
-            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-            let has_body = operation.request_body.is_some();
-            let parameters = operation.parameters.as_deref().unwrap_or_default();
-            let has_path_params = parameters
-                .iter()
-                .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)));
-            let has_query_params = parameters
-                .iter()
-                .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)));
-            let responses = &mut operation.responses.responses;
-            let mut add = |status: &str, description: &str| {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| problem(description));
-            };
-            if has_body {
-                add(
-                    "400",
-                    "Malformed JSON, a non-JSON content type or unknown fields",
-                );
-                add("413", "Request body larger than 1 MiB");
-            }
-            if has_body || has_query_params {
-                add("422", "Invalid fields; `errors` names each one");
-            }
-            if secured {
-                add("401", "Missing, invalid or expired access token");
-            }
-            if secured && (has_path_params || has_query_params || has_body) {
-                add("403", "The caller's role does not allow this");
-            }
-            if has_path_params {
-                add("404", "No such record, or not one the caller may see");
-            }
-            add("429", "Rate limited; see Retry-After");
-            add("503", "Temporarily unavailable");
-            add("default", "An error, as problem details");
+            add_problem_responses(operation);
         }
     }
+}
+
+/// The problem responses an operation can give besides its own: those of
+/// the body and query parsing, the token and role checks, the rate limit
+/// and the database being away.
+fn add_problem_responses(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = operation.request_body.is_some();
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let has_parameters_in = |place: ParameterIn| {
+        parameters
+            .iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
+    };
+    let (has_path_params, has_query_params) = (
+        has_parameters_in(ParameterIn::Path),
+        has_parameters_in(ParameterIn::Query),
+    );
+    let responses = &mut operation.responses.responses;
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description));
+    };
+    if has_body {
+        add(
+            "400",
+            "Malformed JSON, a non-JSON content type or unknown fields",
+        );
+        add("413", "Request body larger than 1 MiB");
+    }
+    if has_body || has_query_params {
+        add("422", "Invalid fields; `errors` names each one");
+    }
+    if secured {
+        add("401", "Missing, invalid or expired access token");
+    }
+    if secured && (has_path_params || has_query_params || has_body) {
+        add("403", "The caller's role does not allow this");
+    }
+    if has_path_params {
+        add("404", "No such record, or not one the caller may see");
+    }
+    add("429", "Rate limited; see Retry-After");
+    add("503", "Temporarily unavailable");
+    add("default", "An error, as problem details");
+}
+
+/// A problem+json response described as `description`.
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                error::PROBLEM_CONTENT_TYPE,
+                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "Problem",
+                )))),
+            )
+            .build(),
+    )
 }

@@ -294,6 +294,40 @@ impl LedgerState {
             return self.pay_in_order(posting);
         }
         let excess = posting.amount - due_total;
+        let (first_open, schedule, terms) = self.reschedule_open(posting, excess)?;
+        let mut split = if due_total.is_positive() {
+            self.pay(posting.id, due_total, &due)?
+        } else {
+            PaymentSplit::default()
+        };
+        split.principal += excess;
+        self.installments.truncate(first_open);
+        self.installments
+            .extend(schedule.installments.iter().map(|row| InstallmentState {
+                number: row.number,
+                due_date: row.due_date,
+                principal: row.principal,
+                interest: row.interest,
+                penalty: Money::ZERO,
+                paid: Owed::default(),
+                fee_decided: false,
+            }));
+        self.terms = Some(LoanTerms {
+            installment_amount: schedule.installment_amount,
+            ..terms
+        });
+        Ok(split)
+    }
+
+    /// The schedule that replaces the open installments (due after the
+    /// value date, nothing paid) once `excess` of their principal is
+    /// prepaid: where they start, the new installments and the terms they
+    /// were made with.
+    fn reschedule_open(
+        &self,
+        posting: &Posting,
+        excess: Money,
+    ) -> Result<(usize, crate::schedule::Schedule, LoanTerms), LedgerError> {
         let first_open = self
             .installments
             .iter()
@@ -336,28 +370,7 @@ impl LedgerState {
             id: posting.id,
             source,
         })?;
-        let mut split = if due_total.is_positive() {
-            self.pay(posting.id, due_total, &due)?
-        } else {
-            PaymentSplit::default()
-        };
-        split.principal += excess;
-        self.installments.truncate(first_open);
-        self.installments
-            .extend(schedule.installments.iter().map(|row| InstallmentState {
-                number: row.number,
-                due_date: row.due_date,
-                principal: row.principal,
-                interest: row.interest,
-                penalty: Money::ZERO,
-                paid: Owed::default(),
-                fee_decided: false,
-            }));
-        self.terms = Some(LoanTerms {
-            installment_amount: schedule.installment_amount,
-            ..terms
-        });
-        Ok(split)
+        Ok((first_open, schedule, terms))
     }
 
     /// `SETTLEMENT`: exactly the payoff quote on the value date, allocated

@@ -128,14 +128,16 @@ async fn write_together(state: &AppState, taken: Vec<Queued>) {
 
 type Answer = Result<PaymentReply, PaymentError>;
 
-/// Writes `jobs` in one transaction: the answer to each, in order, or the
-/// error that failed the transaction.
-async fn in_one_transaction(state: &AppState, jobs: &[Job]) -> Result<Vec<Answer>, PaymentError> {
-    let transaction = state.db.begin_write().await?;
-    let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
-
-    // Keys first, in one order, so that two writers claiming overlapping
-    // keys wait for each other instead of deadlocking.
+/// Claims the jobs' idempotency keys, in one order, so that two writers
+/// claiming overlapping keys wait for each other instead of deadlocking.
+/// A key already answered (or used for another request) answers its job;
+/// returns the jobs whose keys are newly claimed.
+async fn claim_keys(
+    state: &AppState,
+    transaction: &sea_orm::DatabaseTransaction,
+    jobs: &[Job],
+    answers: &mut [Option<Answer>],
+) -> Result<Vec<usize>, PaymentError> {
     let mut keyed: Vec<(Uuid, &str, usize)> = jobs
         .iter()
         .enumerate()
@@ -148,12 +150,21 @@ async fn in_one_transaction(state: &AppState, jobs: &[Job]) -> Result<Vec<Answer
     let mut claimed = Vec::new();
     for (_, _, index) in keyed {
         let job = &jobs[index];
-        match recording::claim_key(&transaction, state.now(), job.actor, &job.request).await? {
+        match recording::claim_key(transaction, state.now(), job.actor, &job.request).await? {
             Some(answer) => answers[index] = Some(answer),
             None => claimed.push(index),
         }
     }
+    Ok(claimed)
+}
 
+/// Writes `jobs` in one transaction: the answer to each, in order, or the
+/// error that failed the transaction.
+async fn in_one_transaction(state: &AppState, jobs: &[Job]) -> Result<Vec<Answer>, PaymentError> {
+    let transaction = state.db.begin_write().await?;
+    let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
+
+    let claimed = claim_keys(state, &transaction, jobs, &mut answers).await?;
     let going_ahead: Vec<usize> = (0..jobs.len())
         .filter(|index| answers[*index].is_none())
         .collect();

@@ -320,31 +320,7 @@ impl LoanSession {
         approved.first_due_date = Some(first_due_date);
         approved.approved_by = Some(approval.approver);
         approved.approved_at = Some(now);
-        let schedule_rows: Vec<crate::ledger::replay::ApprovedInstallment> = planned
-            .installments
-            .iter()
-            .map(crate::ledger::replay::ApprovedInstallment::from)
-            .collect();
-        let state = LedgerState::approved(
-            &schedule_rows,
-            crate::ledger::replay::LoanTerms::approved(&schedule_rows, rate),
-        );
-        let new_rows: Vec<installment::Model> = state
-            .installments
-            .iter()
-            .map(|row| rows::new_row(&approved, row, Uuid::now_v7(), now))
-            .collect();
-        self.approved_schedule = new_rows
-            .iter()
-            .map(|row| approved_installment::ActiveModel {
-                loan_id: Set(row.loan_id),
-                number: Set(row.number),
-                due_date: Set(row.due_date),
-                principal_minor: Set(row.principal_minor),
-                interest_minor: Set(row.interest_minor),
-                installment_id: Set(Some(row.id)),
-            })
-            .collect();
+        let new_rows = self.store_as_approved(&approved, &planned, rate, now);
         // The new rows are stored as the rows brought up to today say.
         let mut reconciliation =
             rows::bring_up_to_date(&approved, &new_rows, today, now, self.rule)?;
@@ -369,6 +345,44 @@ impl LoanSession {
             announcements,
         })
     }
+
+    /// The installment rows of `planned` for `loan`, each with a new id,
+    /// which the schedule as approved (kept for replays, written with the
+    /// session) remembers.
+    fn store_as_approved(
+        &mut self,
+        loan: &loan::Model,
+        planned: &schedule::Schedule,
+        rate: crate::money::Percent,
+        now: DateTime<Utc>,
+    ) -> Vec<installment::Model> {
+        let schedule_rows: Vec<crate::ledger::replay::ApprovedInstallment> = planned
+            .installments
+            .iter()
+            .map(crate::ledger::replay::ApprovedInstallment::from)
+            .collect();
+        let state = LedgerState::approved(
+            &schedule_rows,
+            crate::ledger::replay::LoanTerms::approved(&schedule_rows, rate),
+        );
+        let new_rows: Vec<installment::Model> = state
+            .installments
+            .iter()
+            .map(|row| rows::new_row(loan, row, Uuid::now_v7(), now))
+            .collect();
+        self.approved_schedule = new_rows
+            .iter()
+            .map(|row| approved_installment::ActiveModel {
+                loan_id: Set(row.loan_id),
+                number: Set(row.number),
+                due_date: Set(row.due_date),
+                principal_minor: Set(row.principal_minor),
+                interest_minor: Set(row.interest_minor),
+                installment_id: Set(Some(row.id)),
+            })
+            .collect();
+        new_rows
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -391,26 +405,8 @@ impl LoanSession {
         order: PaymentOrder,
         now: DateTime<Utc>,
     ) -> Result<EventOutcome, ServicingError> {
-        if !policy::may_see(order.payer, self.loan.user_id) {
-            return Err(ServicingError::LoanNotFound);
-        }
-        if !self.loan.status.is_active() {
-            return Err(ServicingError::NotActive {
-                status: self.loan.status,
-            });
-        }
         let today = self.today;
-        let value_date = order.value_date.unwrap_or(today);
-        if value_date > today {
-            return Err(ServicingError::ValueDate(ValueDateRefusal::AfterToday {
-                today,
-            }));
-        }
-        if let Some(earliest) = self.earliest_value_date().filter(|day| value_date < *day) {
-            return Err(ServicingError::ValueDate(ValueDateRefusal::BeforeTheLoan {
-                earliest,
-            }));
-        }
+        let value_date = self.check_payment(&order)?;
         let posting = Posting {
             id: Uuid::now_v7(),
             amount: order.amount,
@@ -468,6 +464,33 @@ impl LoanSession {
             portions,
             announcements,
         })
+    }
+
+    /// The checks of a payment against the loan as it stands: who may pay
+    /// it, whether it takes payments, and the value date's bounds. Returns
+    /// the value date.
+    fn check_payment(&self, order: &PaymentOrder) -> Result<chrono::NaiveDate, ServicingError> {
+        if !policy::may_see(order.payer, self.loan.user_id) {
+            return Err(ServicingError::LoanNotFound);
+        }
+        if !self.loan.status.is_active() {
+            return Err(ServicingError::NotActive {
+                status: self.loan.status,
+            });
+        }
+        let today = self.today;
+        let value_date = order.value_date.unwrap_or(today);
+        if value_date > today {
+            return Err(ServicingError::ValueDate(ValueDateRefusal::AfterToday {
+                today,
+            }));
+        }
+        if let Some(earliest) = self.earliest_value_date().filter(|day| value_date < *day) {
+            return Err(ServicingError::ValueDate(ValueDateRefusal::BeforeTheLoan {
+                earliest,
+            }));
+        }
+        Ok(value_date)
     }
 
     /// The earliest value date a payment may have: the earlier of the
@@ -719,6 +742,41 @@ fn payment_row(
 // ---------------------------------------------------------------------------
 
 impl LoanSession {
+    /// The payment row marked reversed, its portions zero and its
+    /// allocations gone; the update is added to the session's writes.
+    fn mark_reversed(
+        &mut self,
+        reversed: payment::Model,
+        reversal: Reversal,
+        now: DateTime<Utc>,
+    ) -> payment::Model {
+        self.allocations_rewritten.push(reversed.id);
+        self.payment_updates.insert(
+            reversed.id,
+            payment::ActiveModel {
+                id: Set(reversed.id),
+                status: Set(PaymentStatus::Reversed),
+                reversed_at: Set(Some(now)),
+                reversed_by: Set(Some(reversal.reversed_by)),
+                reversal_reason: Set(Some(reversal.reason.clone())),
+                current_principal_minor: Set(0),
+                current_interest_minor: Set(0),
+                current_penalty_minor: Set(0),
+                ..Default::default()
+            },
+        );
+        payment::Model {
+            status: PaymentStatus::Reversed,
+            reversed_at: Some(now),
+            reversed_by: Some(reversal.reversed_by),
+            reversal_reason: Some(reversal.reason),
+            current_principal_minor: 0,
+            current_interest_minor: 0,
+            current_penalty_minor: 0,
+            ..reversed
+        }
+    }
+
     /// A posted payment reversed: it stays in the history, marked, and the
     /// loan is replayed without it.
     async fn reverse(
@@ -769,43 +827,15 @@ impl LoanSession {
         let mut portions = self
             .rewrite_portions(transaction, &history.payments, &state, &reconciliation.rows)
             .await?;
-        self.allocations_rewritten.push(reversed.id);
-        self.payment_updates.insert(
-            reversed.id,
-            payment::ActiveModel {
-                id: Set(reversed.id),
-                status: Set(PaymentStatus::Reversed),
-                reversed_at: Set(Some(now)),
-                reversed_by: Set(Some(reversal.reversed_by)),
-                reversal_reason: Set(Some(reversal.reason.clone())),
-                current_principal_minor: Set(0),
-                current_interest_minor: Set(0),
-                current_penalty_minor: Set(0),
-                ..Default::default()
-            },
-        );
         portions.push(PortionChange {
             payment_id: reversed.id,
             before: Portions::of_row(&reversed),
             after: Portions::default(),
         });
-        let payment = payment::Model {
-            status: PaymentStatus::Reversed,
-            reversed_at: Some(now),
-            reversed_by: Some(reversal.reversed_by),
-            reversal_reason: Some(reversal.reason),
-            current_principal_minor: 0,
-            current_interest_minor: 0,
-            current_penalty_minor: 0,
-            ..reversed
-        };
-        let mut announcements =
-            announce::of_reconciliation(&reconciliation, Some(reversal.reversed_by));
-        announcements.extend(announce::reversed(
-            &self.loan,
-            &payment,
-            reversal.reversed_by,
-        ));
+        let reversed_by = reversal.reversed_by;
+        let payment = self.mark_reversed(reversed, reversal, now);
+        let mut announcements = announce::of_reconciliation(&reconciliation, Some(reversed_by));
+        announcements.extend(announce::reversed(&self.loan, &payment, reversed_by));
         Ok(EventOutcome {
             reconciliation,
             payment: Some(payment),

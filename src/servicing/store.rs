@@ -251,10 +251,28 @@ pub async fn write_brought_up_to_date(
     changes: &[RowWrites],
     now: DateTime<Utc>,
 ) -> Result<(), BroughtUpToDateError> {
-    let backend = connection.get_database_backend();
     let rows: Vec<&installment::Model> = changes.iter().flat_map(|c| &c.changed).collect();
+    mark_overdue_and_fees(connection, &rows, now).await?;
+    let loans: Vec<&loan::Model> = changes
+        .iter()
+        .filter(|c| loan_changed(&c.loan_before, &c.loan_after))
+        .map(|c| &c.loan_after)
+        .collect();
+    update_loan_figures(connection, &loans, now).await?;
+    Ok(())
+}
+
+/// The installments' overdue marks and fees, by `CASE` on their ids.
+async fn mark_overdue_and_fees(
+    connection: &impl ConnectionTrait,
+    rows: &[&installment::Model],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     // Per row: its id in the filter, and id and value in each of 4 CASEs.
-    for chunk in rows.chunks(crate::db::rows_per_statement(backend, 9)) {
+    for chunk in rows.chunks(crate::db::rows_per_statement(
+        connection.get_database_backend(),
+        9,
+    )) {
         let ids: Vec<Uuid> = chunk.iter().map(|row| row.id).collect();
         let case = |value: fn(&installment::Model) -> sea_orm::Value, column| {
             case_by_id(
@@ -294,12 +312,20 @@ pub async fn write_brought_up_to_date(
             .exec(connection)
             .await?;
     }
-    let loans: Vec<&loan::Model> = changes
-        .iter()
-        .filter(|c| loan_changed(&c.loan_before, &c.loan_after))
-        .map(|c| &c.loan_after)
-        .collect();
-    for chunk in loans.chunks(crate::db::rows_per_statement(backend, 7)) {
+    Ok(())
+}
+
+/// The loans' status, penalties and oldest unpaid due date, by `CASE` on
+/// their ids.
+async fn update_loan_figures(
+    connection: &impl ConnectionTrait,
+    loans: &[&loan::Model],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in loans.chunks(crate::db::rows_per_statement(
+        connection.get_database_backend(),
+        7,
+    )) {
         let ids: Vec<Uuid> = chunk.iter().map(|loan| loan.id).collect();
         let case = |value: fn(&loan::Model) -> sea_orm::Value, column| {
             case_by_id(
