@@ -10,19 +10,19 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches/common \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/payments.rs && echo 'fn main() {}' > benches/jobs.rs \
-    && cargo build --release --locked --bin loan-tracker \
+    && cargo build --profile dist --locked --bin loan-tracker \
     && rm -rf src benches
 COPY assets assets
 COPY src src
 COPY benches benches
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin loan-tracker
+RUN touch src/main.rs src/lib.rs && cargo build --profile dist --locked --bin loan-tracker
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/loan-tracker --create-home loantracker
-COPY --from=build /src/target/release/loan-tracker /usr/local/bin/loan-tracker
+COPY --from=build /src/target/dist/loan-tracker /usr/local/bin/loan-tracker
 USER loantracker
 WORKDIR /var/lib/loan-tracker
 ENV HOST=0.0.0.0 \

@@ -20,8 +20,8 @@ RUNS=${RUNS:-30}
 mkdir -p bench/out
 
 echo "== building the release binary"
-cargo build --release --locked --quiet --bin loan-tracker
-BIN=target/release/loan-tracker
+cargo build --profile dist --locked --quiet --bin loan-tracker
+BIN=target/dist/loan-tracker
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 PORT=$(free_port)

@@ -19,5 +19,6 @@ mod replica;
 mod scale;
 mod servicing;
 mod settlement;
+mod structure;
 mod support;
 mod users;
