@@ -7,7 +7,7 @@
 # Then the same binary on the embedded default (a SQLite file, no Redis)
 # beside a bare sqlx loop sending its statements.
 #
-#   bash bench/run.sh                         # full run (about 20 minutes, and the release build)
+#   bash bench/run.sh                         # full run (about 20 minutes, and the dist build)
 #   DURATION=3 CONCURRENCIES="16" bash bench/run.sh   # a quick look
 #   SERVICE_BIN=/tmp/loan-tracker-before bash bench/run.sh   # another build,
 #       e.g. the previous commit's, against the same limits
@@ -36,7 +36,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 echo "== building the release binary, the bare endpoint and the SQLite loop"
-cargo build --release --locked --quiet --bin loan-tracker --example bare_http --example sqlite_payment_limit
+cargo build --profile dist --locked --quiet --bin loan-tracker --example bare_http --example sqlite_payment_limit
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 PORT=$(free_port)
@@ -56,9 +56,9 @@ trap cleanup EXIT
 
 $PG -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 
-SERVICE_BIN=${SERVICE_BIN:-target/release/loan-tracker}
+SERVICE_BIN=${SERVICE_BIN:-target/dist/loan-tracker}
 # What the footer names: the checkout's commit only when its own build ran.
-if [ "$SERVICE_BIN" = target/release/loan-tracker ]; then
+if [ "$SERVICE_BIN" = target/dist/loan-tracker ]; then
     BUILD="commit $(git rev-parse --short HEAD)"
 else
     BUILD="service binary $SERVICE_BIN (the limits' scripts from commit $(git rev-parse --short HEAD))"
@@ -123,7 +123,7 @@ spread_payments() {
         run=$(run_wrk pay_spread "$c")
         service_runs+=("$run")
         total_errors=$(( total_errors + $(echo "$run" | awk '{ print $4 }') ))
-        same+=("$(run_pgbench payment "$c" -D n_first=1 -D n_last=50000)")
+        same+=("$(run_pgbench "$PAYMENT_SCRIPT" "$c" -D n_first=1 -D n_last=50000)")
         minimal+=("$(run_pgbench minimal_tx "$c")")
         single+=("$(run_pgbench minimal_statement "$c")")
     done
@@ -153,6 +153,15 @@ python3 bench/tokens.py "$SECRET" "$ADMIN_ID" 1 50000 2000
 if [ "$($PG -d $DB -tAc "SELECT to_regclass('approved_installments') IS NOT NULL")" = "t" ]; then
     $PG -d $DB -f bench/seed_ledger.sql
 fi
+# A build with the books journals the seeded loans and payments as its
+# upgrade would, and its payments write the journal too (the pgbench limit
+# then runs the same statements with the entry added).
+BOOKS=$($PG -d $DB -tAc "SELECT to_regclass('journal_entries') IS NOT NULL")
+PAYMENT_SCRIPT=payment
+if [ "$BOOKS" = "t" ]; then
+    $PG -d $DB -f bench/seed_journal.sql
+    PAYMENT_SCRIPT=payment_with_journal
+fi
 $PG -d $DB -f bench/pgbench/minimal_setup.sql
 TOTAL=$($PG -d $DB -tAc "SELECT COUNT(*) FROM installments")
 echo "== scale curve: $TOTAL installments"
@@ -163,7 +172,7 @@ read -r _ large_user _ _ _ <<<"$(run_wrk user_loans 1)"
 # wrk sends it the same requests (get_loan.lua), so only the stack differs.
 read -r SAMPLE_TOKEN _ SAMPLE_LOAN _ < bench/out/users.txt
 curl -fsS "$BASE/loans/$SAMPLE_LOAN" -H "Authorization: Bearer $SAMPLE_TOKEN" > bench/out/loan_body.json
-BODY_FILE=bench/out/loan_body.json PORT=$BARE_PORT target/release/examples/bare_http >/dev/null 2>&1 &
+BODY_FILE=bench/out/loan_body.json PORT=$BARE_PORT target/dist/examples/bare_http >/dev/null 2>&1 &
 BARE_PID=$!
 for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$BARE_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -194,11 +203,39 @@ for c in $CONCURRENCIES; do
     row "GET /loans/{id} (owner, cached)" "$c" "$rps" "$p50" "$p99" "$errors" "$bare_rps (bare axum)" "$(ratio "$rps" "$bare_rps")" "$(peak_rss_mb)"
     against_pgbench "GET /loans/user/{id}" user_loans user_loans
     spread_payments
-    against_pgbench "POST /payments/{loanId} (one hot loan)" pay_hot payment -D n_first=1 -D n_last=1
+    against_pgbench "POST /payments/{loanId} (one hot loan)" pay_hot "$PAYMENT_SCRIPT" -D n_first=1 -D n_last=1
     against_pgbench "GET /payments/overdue (staff)" overdue overdue
     read -r rps p50 p99 errors _ <<<"$(run_wrk login "$c")"
     row "POST /auth/login (argon2id)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
 done
+
+# The books, on the book the payments above left (every seeded and
+# benchmark payment journaled): the trial balance as of any day, and a
+# year of the journal as CSV, with the service's resident memory sampled
+# while it streams.
+if [ "$BOOKS" = "t" ]; then
+    LINES=$($PG -d $DB -tAc "SELECT COUNT(*) FROM journal_lines")
+    echo "== the books: $LINES journal lines"
+    for c in $CONCURRENCIES; do
+        read -r rps p50 p99 errors _ <<<"$(run_wrk trial_balance "$c")"
+        row "GET /accounting/trial-balance (as of any day)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
+    done
+    STAFF_TOKEN=$(cat bench/out/staff.txt)
+    rss_now() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVICE_PID/status"; }
+    before=$(rss_now); most=$before
+    curl -fsS -H "Authorization: Bearer $STAFF_TOKEN" -H 'Accept: text/csv' \
+        "$BASE/accounting/journal?from=$(date -u -d '-365 days' +%F)&to=$(date -u +%F)" \
+        -o bench/out/journal.csv &
+    CURL_PID=$!
+    start=$(date +%s.%N)
+    while kill -0 "$CURL_PID" 2>/dev/null; do
+        now=$(rss_now); [ "$now" -gt "$most" ] && most=$now
+        sleep 0.05
+    done
+    wait "$CURL_PID"
+    seconds=$(python3 -c "import time; print(f'{time.time() - $start:.1f}')")
+    echo "journal CSV of a year: $(wc -l < bench/out/journal.csv) lines, $(du -m bench/out/journal.csv | cut -f1) MB in $seconds s; service RSS $before MB before, at most $most MB while streaming" | tee -a "$RESULTS"
+fi
 
 # The embedded default: the same binary on a SQLite file, no Redis, seeded
 # through its API, against a bare sqlx loop sending the same statements on
@@ -220,7 +257,7 @@ for c in $SQLITE_CONCURRENCIES; do
         run=$(BENCH_USERS=bench/out/sqlite_users.txt run_wrk pay_spread "$c" "http://127.0.0.1:$SQLITE_PORT")
         service_runs+=("$run")
         errors=$(( errors + $(echo "$run" | awk '{ print $4 }') ))
-        limits+=("$(target/release/examples/sqlite_payment_limit "$SQLITE_DIR/bench.db" "$c" "$DURATION" | awk '/^RESULT/ { print $2 }')")
+        limits+=("$(target/dist/examples/sqlite_payment_limit "$SQLITE_DIR/bench.db" "$c" "$DURATION" | awk '/^RESULT/ { print $2 }')")
     done
     read -r rps p50 p99 _ _ <<<"$(median_run "${service_runs[@]}")"
     limit=$(median_of "${limits[@]}")

@@ -128,6 +128,25 @@ text_enum! {
         PaymentReversed = "PAYMENT_REVERSED",
         PenaltyWaived = "PENALTY_WAIVED",
         LoanSettled = "LOAN_SETTLED",
+        BooksClosed = "BOOKS_CLOSED",
+    }
+}
+
+text_enum! {
+    /// What a journal entry books.
+    pub enum EntryKind {
+        /// A loan paid out: debit loans receivable, credit cash.
+        Disbursement = "DISBURSEMENT",
+        /// A payment: debit cash, credit what its portions paid.
+        Repayment = "REPAYMENT",
+        /// A payment reversed: the mirror of everything booked for it.
+        Reversal = "REVERSAL",
+        /// A replay moved another payment's portions: the difference.
+        Adjustment = "ADJUSTMENT",
+        /// A loan written off: its unpaid principal to loan losses.
+        WriteOff = "WRITE_OFF",
+        /// A payment on a written-off loan.
+        Recovery = "RECOVERY",
     }
 }
 

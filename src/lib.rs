@@ -16,6 +16,7 @@ pub mod db;
 pub mod enums;
 pub mod http;
 pub mod jobs;
+pub mod journal;
 pub mod ledger;
 pub mod loans;
 pub mod log_sink;

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// The journal, for the finance team.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Apply pending migrations and exit.
     Migrate,
     /// Create an ADMIN account (password from ADMIN_PASSWORD, else prompted).
@@ -98,6 +103,28 @@ enum ReportCommand {
         /// `json` (the whole report) or `csv` (the bucket rows).
         #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
         format: ReportFormat,
+    },
+    /// Every account's debits, credits and balance, as
+    /// `GET /accounting/trial-balance` gives them.
+    TrialBalance {
+        /// The day (YYYY-MM-DD, not after today); default today.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// `json` or `csv` (one row per account).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Every line booked from one day to another (inclusive), as CSV on
+    /// stdout: the journal's CSV, streamed.
+    Export {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -197,6 +224,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Report {
             command: ReportCommand::Portfolio { format },
         } => portfolio_report(config, format).await,
+        Command::Report {
+            command: ReportCommand::TrialBalance { as_of, format },
+        } => trial_balance_report(config, as_of.as_deref(), format).await,
+        Command::Journal {
+            command: JournalCommand::Export { from, to },
+        } => export_journal(config, &from, &to).await,
         Command::Backup { path } => {
             let report = loan_tracker::backup::backup(&config, &path).await?;
             println!(
@@ -209,7 +242,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Restore { path } => restore(config, &path).await,
         Command::Migrate => {
             let db = loan_tracker::db::Db::connect(&config).await?;
-            db.migrate(config.timezone).await?;
+            startup::migrate(&db, &config, chrono::Utc::now()).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -258,18 +291,72 @@ async fn run_job(config: Config, name: &str, as_of: Option<&str>) -> anyhow::Res
     Ok(())
 }
 
-/// `report portfolio`: only reads, so no migrations and no bootstrap admin
-/// (it can run with a read-only role; after an upgrade, `migrate` first).
+/// `report portfolio`: only reads.
 async fn portfolio_report(config: Config, format: ReportFormat) -> anyhow::Result<()> {
-    let db = loan_tracker::db::Db::connect(&config)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
+    let db = read_only_database(&config).await?;
     let today = loan_tracker::clock::local_date(chrono::Utc::now(), config.timezone);
     let report = loan_tracker::reports::portfolio(&db.read, today, &config.currency).await?;
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string(&report)?),
         ReportFormat::Csv => print!("{}", loan_tracker::reports::csv(&report)),
     }
+    Ok(())
+}
+
+/// The database a read-only command reads: no migrations, no bootstrap
+/// admin (it can run with a read-only role; after an upgrade, `migrate`
+/// first).
+async fn read_only_database(config: &Config) -> anyhow::Result<loan_tracker::db::Db> {
+    loan_tracker::db::Db::connect(config)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))
+}
+
+/// `--NAME YYYY-MM-DD`.
+fn date_argument(name: &str, text: &str) -> anyhow::Result<chrono::NaiveDate> {
+    loan_tracker::calendar::parse_date(text).map_err(|error| anyhow::anyhow!("--{name} {error}"))
+}
+
+/// `report trial-balance`: only reads.
+async fn trial_balance_report(
+    config: Config,
+    as_of: Option<&str>,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    let db = read_only_database(&config).await?;
+    let today = loan_tracker::clock::local_date(chrono::Utc::now(), config.timezone);
+    let as_of = match as_of {
+        Some(text) => date_argument("as-of", text)?,
+        None => today,
+    };
+    anyhow::ensure!(as_of <= today, "--as-of must not be after today ({today})");
+    let balance =
+        loan_tracker::journal::service::trial_balance(&db.read, as_of, &config.currency).await?;
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string(&balance)?),
+        ReportFormat::Csv => print!("{}", balance.csv()),
+    }
+    Ok(())
+}
+
+/// `journal export --from D --to D`: the lines booked in those days, as
+/// CSV, written out a chunk at a time.
+async fn export_journal(config: Config, from: &str, to: &str) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let filter = loan_tracker::journal::service::JournalFilter {
+        from: Some(date_argument("from", from)?),
+        to: Some(date_argument("to", to)?),
+        ..Default::default()
+    };
+    let db = read_only_database(&config).await?;
+    let rows = loan_tracker::journal::service::csv_stream(db.read.clone(), filter);
+    futures_util::pin_mut!(rows);
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = rows.next().await {
+        out.write_all(chunk?.as_bytes())?;
+    }
+    out.flush()?;
     Ok(())
 }
 

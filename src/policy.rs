@@ -127,6 +127,11 @@ role_rules! {
     ChooseValueDate: staff, "Only staff may record a payment with a value date.";
     /// Reversing a posted payment (it bounced): ADMIN, MANAGER.
     ReversePayments: staff, STAFF_ONLY;
+    /// The trial balance, the journal and the closing date: ADMIN,
+    /// MANAGER.
+    ReadBooks: staff, STAFF_ONLY;
+    /// Closing the books through a day: ADMIN.
+    CloseBooks: admin, ADMIN_ONLY;
 }
 
 /// For per-user paths (`/users/:id`, `/loans/user/:id`, …): the user
@@ -200,6 +205,11 @@ mod tests {
             admin_only
         );
         assert_eq!(admits(|a| Permit::<RunJobs>::check(a).is_ok()), admin_only);
+        assert_eq!(
+            admits(|a| Permit::<CloseBooks>::check(a).is_ok()),
+            admin_only
+        );
+        assert_eq!(admits(|a| Permit::<ReadBooks>::check(a).is_ok()), staff);
         assert_eq!(admits(|a| Permit::<RejectLoans>::check(a).is_ok()), staff);
         assert_eq!(admits(|a| Permit::<ReadAllLoans>::check(a).is_ok()), staff);
         assert_eq!(admits(|a| Permit::<ReadAllUsers>::check(a).is_ok()), staff);

@@ -39,6 +39,7 @@ use crate::http::{BODY_LIMIT_BYTES, docs, format, health, middleware};
         (name = "audit", description = "The audit trail"),
         (name = "notifications", description = "What happened to a user's loans"),
         (name = "jobs", description = "Running scheduled jobs by hand"),
+        (name = "accounting", description = "The books: trial balance, journal and closing"),
         (name = "operations", description = "Health and documentation"),
     )
 )]
@@ -55,6 +56,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::notifications::handlers::router())
         .merge(crate::audit::handlers::router())
         .merge(crate::reports::handlers::router())
+        .merge(crate::journal::handlers::router())
         .merge(health::router())
 }
 

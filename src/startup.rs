@@ -98,15 +98,28 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
     }
 }
 
+/// Applies pending migrations, then starts the journal of a database
+/// that had loans before it had one (once; see `journal::backfill`).
+pub async fn migrate(
+    db: &Db,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    db.migrate(config.timezone)
+        .await
+        .context("cannot apply migrations")?;
+    crate::journal::backfill::start_journal(&db.write, config.timezone, now)
+        .await
+        .context("cannot start the journal")
+}
+
 /// Connects, migrates, and builds the shared state.
 pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
     let secret = resolve_jwt_secret(&config)?;
     let db = Db::connect(&config)
         .await
         .with_context(|| format!("cannot connect to {:?}", config.database_url))?;
-    db.migrate(config.timezone)
-        .await
-        .context("cannot apply migrations")?;
+    migrate(&db, &config, clock.now()).await?;
     let state = AppState::new(config, db, clock, &secret)?;
     follow_user_changes(&state);
     bootstrap_admin(&state).await?;

@@ -5,6 +5,7 @@
 
 use super::error::AppError;
 use crate::auth::service::AuthError;
+use crate::journal::service::BooksError;
 use crate::loans::domain::LoanError;
 use crate::loans::status::IllegalTransition;
 use crate::notifications::service::NotificationError;
@@ -36,6 +37,11 @@ impl From<ServicingError> for AppError {
                 "firstDueDate",
                 format!("must be within one year of the approval date {today}"),
             ),
+            ServicingError::ValueDate(ValueDateRefusal::InClosedPeriod { through }) => {
+                AppError::Conflict(format!(
+                    "The books are closed through {through}: a payment cannot have a valueDate on or before it."
+                ))
+            }
             ServicingError::ValueDate(refusal) => value_date(refusal),
             ServicingError::AlreadyReversed => {
                 AppError::Conflict("This payment is already reversed.".to_owned())
@@ -63,6 +69,9 @@ fn value_date(refusal: ValueDateRefusal) -> AppError {
         ValueDateRefusal::AfterToday { today } => format!("must not be after today ({today})"),
         ValueDateRefusal::BeforeTheLoan { earliest } => {
             format!("must not be before {earliest}, the start of the loan's first period")
+        }
+        ValueDateRefusal::InClosedPeriod { through } => {
+            format!("must be after {through}: the books are closed through it")
         }
     };
     AppError::validation("valueDate", message)
@@ -185,6 +194,20 @@ impl From<NotificationError> for AppError {
             NotificationError::NotFound => AppError::NotFound("Notification"),
             NotificationError::Forbidden(refused) => refused.into(),
             NotificationError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<BooksError> for AppError {
+    fn from(error: BooksError) -> Self {
+        match error {
+            BooksError::NotBeforeToday { today } => {
+                AppError::validation("through", format!("must be before today ({today})"))
+            }
+            BooksError::Reopening { closed_through } => AppError::Conflict(format!(
+                "The books are closed through {closed_through}; they are never reopened."
+            )),
+            BooksError::Database(error) => error.into(),
         }
     }
 }

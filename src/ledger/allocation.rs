@@ -51,6 +51,30 @@ impl std::ops::Sub for Owed {
     }
 }
 
+/// A payment's portions: what it paid of principal, interest and fees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Portions {
+    pub principal: Money,
+    pub interest: Money,
+    pub penalty: Money,
+}
+
+impl Portions {
+    pub fn total(&self) -> Money {
+        self.principal + self.interest + self.penalty
+    }
+}
+
+impl From<&PaymentSplit> for Portions {
+    fn from(split: &PaymentSplit) -> Portions {
+        Portions {
+            principal: split.principal,
+            interest: split.interest,
+            penalty: split.penalty,
+        }
+    }
+}
+
 /// What a payment pays of one installment; `index` is the installment's
 /// position in the list given to [`allocate_payment`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

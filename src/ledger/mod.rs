@@ -21,7 +21,7 @@ use chrono::NaiveDate;
 use crate::enums::LoanStatus;
 use crate::money::Money;
 
-pub use allocation::{AllocationError, Owed, PaymentSplit, allocate_payment};
+pub use allocation::{AllocationError, Owed, PaymentSplit, Portions, allocate_payment};
 pub use late_fee::LateFeeRule;
 
 /// One installment's figures: what it is due and what has been paid of it,

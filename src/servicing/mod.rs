@@ -46,6 +46,8 @@ use crate::auth::actor::Actor;
 use crate::clock::SharedClock;
 use crate::db::batch::WriteBatch;
 use crate::db::entities::{ExcessPolicy, LoanStatus, installment, loan, payment};
+use crate::journal::posting::{MoneyEvent, entry_for};
+use crate::journal::store::{EntryToPost, PostingDay};
 use crate::ledger::LateFeeRule;
 use crate::ledger::payoff::PayoffQuote;
 use crate::loans::status::IllegalTransition;
@@ -152,34 +154,14 @@ pub struct Reversal {
     pub reason: String,
 }
 
-/// A payment's portions: what it paid of principal, interest and fees.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Portions {
-    pub principal: Money,
-    pub interest: Money,
-    pub penalty: Money,
-}
+pub use crate::ledger::Portions;
 
-impl Portions {
-    /// The current portions stored on a payment row.
-    pub fn of_row(payment: &payment::Model) -> Portions {
-        Portions {
-            principal: Money::from_minor(payment.current_principal_minor),
-            interest: Money::from_minor(payment.current_interest_minor),
-            penalty: Money::from_minor(payment.current_penalty_minor),
-        }
-    }
-
-    pub fn of_split(split: &crate::ledger::PaymentSplit) -> Portions {
-        Portions {
-            principal: split.principal,
-            interest: split.interest,
-            penalty: split.penalty,
-        }
-    }
-
-    pub fn total(&self) -> Money {
-        self.principal + self.interest + self.penalty
+/// The current portions stored on a payment row.
+pub fn portions_of_row(payment: &payment::Model) -> Portions {
+    Portions {
+        principal: Money::from_minor(payment.current_principal_minor),
+        interest: Money::from_minor(payment.current_interest_minor),
+        penalty: Money::from_minor(payment.current_penalty_minor),
     }
 }
 
@@ -193,9 +175,18 @@ pub struct PortionChange {
     pub after: Portions,
 }
 
+/// Which event was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppliedKind {
+    Approved,
+    PaymentRecorded,
+    PaymentReversed,
+}
+
 /// What an event did to a loan.
 #[derive(Debug, Clone)]
 pub struct Applied {
+    pub kind: AppliedKind,
     /// The loan after it.
     pub loan: loan::Model,
     /// Its installment rows after it: every row, except after an ordinary
@@ -257,6 +248,8 @@ pub enum ValueDateRefusal {
     AfterToday { today: NaiveDate },
     #[error("it is before {earliest}, the start of the loan's first period")]
     BeforeTheLoan { earliest: NaiveDate },
+    #[error("the books are closed through {through}")]
+    InClosedPeriod { through: NaiveDate },
 }
 
 /// Why a payment's amount is refused.
@@ -303,6 +296,59 @@ pub async fn apply(
     results.pop().unwrap_or(Err(ServicingError::Inconsistent(
         "an event went unanswered",
     )))
+}
+
+impl Applied {
+    /// What the event moved, as the journal books it: the money paid out,
+    /// the payment recorded or reversed, and every other payment whose
+    /// portions it moved.
+    pub fn money_events(&self, today: NaiveDate) -> Vec<MoneyEvent> {
+        let own = self.payment.as_ref().map(|payment| payment.id);
+        let mut events = Vec::new();
+        match (self.kind, &self.payment) {
+            (AppliedKind::Approved, _) => events.push(MoneyEvent::Disbursed {
+                loan_id: self.loan.id,
+                principal: Money::from_minor(self.loan.principal_minor),
+                on: today,
+            }),
+            (AppliedKind::PaymentRecorded, Some(payment)) => events.push(MoneyEvent::Repaid {
+                loan_id: self.loan.id,
+                payment_id: payment.id,
+                amount: Money::from_minor(payment.amount_minor),
+                portions: self
+                    .portions_of(payment.id)
+                    .map_or_else(Portions::default, |c| c.after),
+                value_date: payment.value_date,
+            }),
+            (AppliedKind::PaymentReversed, Some(payment)) => events.push(MoneyEvent::Reversed {
+                loan_id: self.loan.id,
+                payment_id: payment.id,
+                amount: Money::from_minor(payment.amount_minor),
+                portions: self
+                    .portions_of(payment.id)
+                    .map_or_else(Portions::default, |c| c.before),
+            }),
+            (_, None) => {}
+        }
+        events.extend(
+            self.portions
+                .iter()
+                .filter(|change| Some(change.payment_id) != own)
+                .map(|change| MoneyEvent::Moved {
+                    loan_id: self.loan.id,
+                    payment_id: change.payment_id,
+                    before: change.before,
+                    after: change.after,
+                }),
+        );
+        events
+    }
+
+    fn portions_of(&self, payment_id: Uuid) -> Option<&PortionChange> {
+        self.portions
+            .iter()
+            .find(|change| change.payment_id == payment_id)
+    }
 }
 
 /// One change asked of one loan.
@@ -378,10 +424,45 @@ pub async fn apply_all(
         // 6–7. Store, announce.
         session.close(batch)?;
     }
-    Ok(answers
+    let answers: Vec<Result<Applied, ServicingError>> = answers
         .into_iter()
         .map(|answer| answer.unwrap_or(Err(ServicingError::LoanNotFound)))
-        .collect())
+        .collect();
+    post_to_journal(batch, context, today, &answers)?;
+    Ok(answers)
+}
+
+/// The journal entries of every change that went through, in the same
+/// batch: what the books must say follows from what the loans now say.
+fn post_to_journal(
+    batch: &mut WriteBatch,
+    context: &ServicingContext,
+    today: NaiveDate,
+    answers: &[Result<Applied, ServicingError>],
+) -> Result<(), ServicingError> {
+    let mut entries = Vec::new();
+    for applied in answers.iter().flatten() {
+        for event in applied.money_events(today) {
+            let entry = entry_for(&event, today)
+                .map_err(|_| ServicingError::Inconsistent("a journal entry would not balance"))?;
+            if let Some(entry) = entry {
+                entries.push(EntryToPost {
+                    entry,
+                    currency: applied.loan.currency.clone(),
+                });
+            }
+        }
+    }
+    crate::journal::store::push(
+        batch,
+        entries,
+        PostingDay {
+            booking_date: today,
+            posted_at: context.now(),
+            slot: crate::journal::store::next_slot(),
+        },
+    );
+    Ok(())
 }
 
 /// The loan a payment belongs to (read before locking it; the pipeline

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Utc};
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait, QueryTrait};
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait, QuerySelect, QueryTrait};
 use uuid::Uuid;
 
 use super::announce::{self, Announcements, Attribution};
@@ -14,8 +14,8 @@ use super::load::{self, History, RowsNeeded};
 use super::rows::{self, Reconciliation};
 use super::store::{self, RowWrites};
 use super::{
-    AmountRefusal, Applied, Approval, Event, PaymentOrder, PortionChange, Portions, Requester,
-    Reversal, ServicingContext, ServicingError, ValueDateRefusal,
+    AmountRefusal, Applied, AppliedKind, Approval, Event, PaymentOrder, PortionChange, Portions,
+    Requester, Reversal, ServicingContext, ServicingError, ValueDateRefusal,
 };
 use crate::db::batch::WriteBatch;
 use crate::db::entities::{
@@ -132,6 +132,7 @@ impl LoanSession {
             Event::Reverse(reversal) => self.reverse(transaction, reversal, now).await?,
         };
         let EventOutcome {
+            kind,
             reconciliation,
             payment,
             portions,
@@ -148,6 +149,7 @@ impl LoanSession {
         self.last_applied_at = Some(now);
         self.announcements.push((announcements, by));
         Ok(Applied {
+            kind,
             loan: self.loan.clone(),
             rows: self.rows.clone(),
             payment,
@@ -263,6 +265,7 @@ impl LoanSession {
 
 /// What one event worked out, before the session takes it in.
 struct EventOutcome {
+    kind: AppliedKind,
     reconciliation: Reconciliation,
     payment: Option<payment::Model>,
     portions: Vec<PortionChange>,
@@ -339,6 +342,7 @@ impl LoanSession {
             Some(approval.approver),
         ));
         Ok(EventOutcome {
+            kind: AppliedKind::Approved,
             reconciliation,
             payment: None,
             portions: Vec::new(),
@@ -407,6 +411,15 @@ impl LoanSession {
     ) -> Result<EventOutcome, ServicingError> {
         let today = self.today;
         let value_date = self.check_payment(&order)?;
+        if value_date < today
+            && let Some(through) = closed_through(transaction)
+                .await?
+                .filter(|through| value_date <= *through)
+        {
+            return Err(ServicingError::ValueDate(
+                ValueDateRefusal::InClosedPeriod { through },
+            ));
+        }
         let posting = Posting {
             id: Uuid::now_v7(),
             amount: order.amount,
@@ -437,7 +450,7 @@ impl LoanSession {
         portions.push(PortionChange {
             payment_id: payment.id,
             before: Portions::default(),
-            after: Portions::of_split(&split),
+            after: Portions::from(&split),
         });
         let mut announcements = Announcements::default();
         if order.excess == ExcessPolicy::Settlement {
@@ -459,6 +472,7 @@ impl LoanSession {
             order.payer.id,
         ));
         Ok(EventOutcome {
+            kind: AppliedKind::PaymentRecorded,
             reconciliation,
             payment: Some(payment),
             portions,
@@ -639,7 +653,7 @@ impl LoanSession {
                 self.allocation_inserts
                     .extend(store::allocation_rows(payment.id, split, rows));
             }
-            let (before, after) = (Portions::of_row(payment), Portions::of_split(split));
+            let (before, after) = (super::portions_of_row(payment), Portions::from(split));
             if before != after {
                 self.payment_updates.insert(
                     payment.id,
@@ -698,6 +712,18 @@ impl LoanSession {
             currency: self.loan.currency.clone(),
         }
     }
+}
+
+/// The date the books are closed through, read shared: a close waits for
+/// this transaction, and this one for a close in progress.
+async fn closed_through(
+    transaction: &DatabaseTransaction,
+) -> Result<Option<chrono::NaiveDate>, ServicingError> {
+    Ok(crate::db::entities::books::Entity::find_by_id(1)
+        .lock_shared()
+        .one(transaction)
+        .await?
+        .and_then(|row| row.closed_through))
 }
 
 /// The payment row: its portions as recorded and as they stand now, and
@@ -829,7 +855,7 @@ impl LoanSession {
             .await?;
         portions.push(PortionChange {
             payment_id: reversed.id,
-            before: Portions::of_row(&reversed),
+            before: super::portions_of_row(&reversed),
             after: Portions::default(),
         });
         let reversed_by = reversal.reversed_by;
@@ -837,6 +863,7 @@ impl LoanSession {
         let mut announcements = announce::of_reconciliation(&reconciliation, Some(reversed_by));
         announcements.extend(announce::reversed(&self.loan, &payment, reversed_by));
         Ok(EventOutcome {
+            kind: AppliedKind::PaymentReversed,
             reconciliation,
             payment: Some(payment),
             portions,

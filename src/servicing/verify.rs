@@ -59,6 +59,83 @@ pub async fn verify_books(
         ));
     }
     differences.extend(portion_differences(&history, &replayed));
+    differences.extend(journal_differences(connection, &loan).await?);
+    Ok(differences)
+}
+
+/// The loan's journal against the loan as stored (see
+/// [`journal_differences`]); empty when they agree.
+pub async fn verify_journal(
+    connection: &impl ConnectionTrait,
+    loan_id: Uuid,
+) -> Result<Vec<String>, ServicingError> {
+    let loan = loan::Entity::find_by_id(loan_id)
+        .one(connection)
+        .await?
+        .ok_or(ServicingError::LoanNotFound)?;
+    journal_differences(connection, &loan).await
+}
+
+/// The loan's journal against the loan: every entry balances; each
+/// payment's lines add up to its current portions (cash to its amount,
+/// both zero once reversed); and what the loan's entries leave in loans
+/// receivable is its unpaid principal.
+async fn journal_differences(
+    connection: &impl ConnectionTrait,
+    loan: &loan::Model,
+) -> Result<Vec<String>, ServicingError> {
+    use crate::db::entities::{journal_entry, journal_line, payment};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let entries = journal_entry::Entity::find()
+        .filter(journal_entry::Column::LoanId.eq(loan.id))
+        .all(connection)
+        .await?;
+    let ids: Vec<Uuid> = entries.iter().map(|entry| entry.id).collect();
+    let lines = if ids.is_empty() {
+        Vec::new()
+    } else {
+        journal_line::Entity::find()
+            .filter(journal_line::Column::EntryId.is_in(ids))
+            .all(connection)
+            .await?
+    };
+    let payment_of: HashMap<Uuid, Option<Uuid>> = entries
+        .iter()
+        .map(|entry| (entry.id, entry.payment_id))
+        .collect();
+    // Per entry Σ debit − Σ credit; per payment and account, the net.
+    let mut unbalanced: HashMap<Uuid, i64> = HashMap::new();
+    let mut booked: HashMap<(Option<Uuid>, String), i64> = HashMap::new();
+    for line in &lines {
+        let net = line.debit_minor - line.credit_minor;
+        *unbalanced.entry(line.entry_id).or_default() += net;
+        let payment = payment_of.get(&line.entry_id).copied().flatten();
+        *booked.entry((payment, line.account.clone())).or_default() += net;
+    }
+    let mut differences: Vec<String> = unbalanced
+        .iter()
+        .filter(|(_, net)| **net != 0)
+        .map(|(entry, net)| format!("journal entry {entry} does not balance by {net}"))
+        .collect();
+    let payments = payment::Entity::find()
+        .filter(payment::Column::LoanId.eq(loan.id))
+        .all(connection)
+        .await?;
+    differences.extend(payment_differences(&payments, &booked));
+    if loan.approved_at.is_some() {
+        let receivable: i64 = booked
+            .iter()
+            .filter(|((_, account), _)| account == "1100")
+            .map(|(_, net)| *net)
+            .sum();
+        let unpaid = loan.principal_minor - loan.principal_paid_minor;
+        if receivable != unpaid {
+            differences.push(format!(
+                "loan: loans receivable {receivable} in the journal, unpaid principal {unpaid}"
+            ));
+        }
+    }
+    differences.sort();
     Ok(differences)
 }
 
@@ -119,4 +196,43 @@ fn portion_differences(history: &History, replayed: &LedgerState) -> Vec<String>
             })
         })
         .collect()
+}
+
+/// Each payment's journal lines against its current portions (cash
+/// against its amount; all zero once reversed). `booked` is the net
+/// (debit − credit) per payment and account.
+fn payment_differences(
+    payments: &[crate::db::entities::payment::Model],
+    booked: &HashMap<(Option<Uuid>, String), i64>,
+) -> Vec<String> {
+    use crate::db::entities::PaymentStatus;
+    let net = |payment: Option<Uuid>, account: &str| {
+        booked
+            .get(&(payment, account.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut differences = Vec::new();
+    for payment in payments {
+        let posted = payment.status == PaymentStatus::Posted;
+        let wanted = (
+            if posted { payment.amount_minor } else { 0 },
+            payment.current_principal_minor,
+            payment.current_interest_minor,
+            payment.current_penalty_minor,
+        );
+        let found = (
+            net(Some(payment.id), "1000"),
+            -net(Some(payment.id), "1100"),
+            -net(Some(payment.id), "4000"),
+            -net(Some(payment.id), "4100"),
+        );
+        if found != wanted {
+            differences.push(format!(
+                "payment {}: journal books (cash, principal, interest, fees) {found:?}, portions {wanted:?}",
+                payment.id
+            ));
+        }
+    }
+    differences
 }

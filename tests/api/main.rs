@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod backup;
+mod books;
 mod connections;
 mod exact_money;
 mod http;

@@ -330,6 +330,8 @@ async fn concurrent_payments_never_record_more_than_is_owed() {
         .map(|p| p.principal_minor + p.interest_minor + p.penalty_minor)
         .sum();
     assert_eq!(portions, recorded);
+    // The journal is in step with the loans after the race too.
+    crate::books::assert_books_agree(&app).await;
 }
 
 #[tokio::test]

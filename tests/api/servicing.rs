@@ -1186,6 +1186,8 @@ async fn racing_payments_a_backdated_payment_a_reversal_and_the_job_keep_the_boo
     // However the operations interleaved, each notice went out once.
     assert_eq!(notified(&app, &borrower, "PAYMENT_OVERDUE").await, 1);
     assert_eq!(notified(&app, &borrower, "PENALTY_APPLIED").await, 1);
+    // The journal is in step with the loans after the race too.
+    crate::books::assert_books_agree(&app).await;
 }
 
 /// A UUID as a SQL literal of the backend under test.
@@ -1202,7 +1204,7 @@ fn uuid_literal(id: Uuid) -> String {
 /// months, first due 2026-01-10, whose first installment was paid with
 /// 100.00 on the evening of 2026-01-05 in New York (already 2026-01-06 in
 /// UTC), and the notices that went with it.
-fn earlier_version_rows(borrower: Uuid, loan: Uuid, payment: Uuid) -> Vec<String> {
+pub(crate) fn earlier_version_rows(borrower: Uuid, loan: Uuid, payment: Uuid) -> Vec<String> {
     let installments: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
     let at = "'2026-01-06T02:00:00+00:00'";
     let mut rows = vec![

@@ -760,4 +760,6 @@ async fn a_settlement_racing_a_payment_leaves_one_refused_and_the_books_exact() 
             assert_eq!(current["status"], "PAID");
         }
     }
+    // The journal is in step with the loans after the race too.
+    crate::books::assert_books_agree(&app).await;
 }

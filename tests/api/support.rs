@@ -649,6 +649,15 @@ impl TestApp {
         .await
     }
 
+    /// The differences between a loan's journal and the loan as stored
+    /// (empty when they agree).
+    pub async fn verify_journal(
+        &self,
+        loan_id: Uuid,
+    ) -> Result<Vec<String>, loan_tracker::servicing::ServicingError> {
+        loan_tracker::servicing::verify::verify_journal(&self.state.db.write, loan_id).await
+    }
+
     /// Runs SQL directly, for setting up states other modules produce.
     pub async fn sql(&self, statement: &str) {
         self.state

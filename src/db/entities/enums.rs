@@ -2,5 +2,5 @@
 //! [`crate::enums`].
 
 pub use crate::enums::{
-    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+    EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
 };

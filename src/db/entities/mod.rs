@@ -5,9 +5,13 @@
 pub mod approved_installment;
 pub mod audit_log;
 pub mod audit_log_archive;
+pub mod books;
 pub mod idempotency_key;
 pub mod installment;
 pub mod job_run;
+pub mod journal_entry;
+pub mod journal_line;
+pub mod journal_total;
 pub mod loan;
 pub mod notification;
 pub mod payment;
@@ -18,5 +22,5 @@ pub mod user;
 
 mod enums;
 pub use enums::{
-    ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+    EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
 };

@@ -9,6 +9,7 @@ mod m20261128_000001_servicing_ledger;
 mod m20261129_000001_installment_identity;
 mod m20261130_000001_delinquency;
 mod m20261201_000001_leaner_write_indexes;
+mod m20261207_000001_journal;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_installment_identity::Migration),
             Box::new(m20261130_000001_delinquency::Migration),
             Box::new(m20261201_000001_leaner_write_indexes::Migration),
+            Box::new(m20261207_000001_journal::Migration),
         ]
     }
 }
