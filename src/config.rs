@@ -37,6 +37,8 @@
 //! | `HSTS_MAX_AGE_SECS` | — | send `Strict-Transport-Security` with this max-age (behind HTTPS only) |
 //! | `EMAIL_MAX_ATTEMPTS` | `8` | sends of one email before its job is dead |
 //! | `EMAIL_RETRY_BACKOFF_MS` | `1000` | first retry delay, doubling up to 64× |
+//! | `FOUR_EYES_APPROVAL_AMOUNT` | — (off) | approvals of loans with at least this principal need a second ADMIN |
+//! | `FOUR_EYES_REVERSALS` | `false` | reversals need a second person's confirmation |
 //!
 //! A malformed value is an error naming the variable; start-up stops there.
 
@@ -227,6 +229,11 @@ pub struct Config {
     pub hsts_max_age_secs: Option<u64>,
     pub redis_key_prefix: String,
     pub read_your_writes: Duration,
+    /// Approvals of loans with at least this principal wait for a second
+    /// ADMIN (`None`: never).
+    pub four_eyes_approval_amount: Option<Money>,
+    /// Reversals wait for a second person.
+    pub four_eyes_reversals: bool,
 }
 
 /// A configuration variable that could not be used.
@@ -314,6 +321,18 @@ impl Config {
                 .raw("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| "loan-tracker".to_owned()),
             read_your_writes: vars.seconds("READ_YOUR_WRITES_SECS", 10, 3600)?,
+            four_eyes_approval_amount: vars.optional_with("FOUR_EYES_APPROVAL_AMOUNT", |text| {
+                Money::parse_decimal(text)
+                    .map_err(|error| error.to_string())
+                    .and_then(|amount| {
+                        if amount.is_positive() {
+                            Ok(amount)
+                        } else {
+                            Err("must be a positive amount".to_owned())
+                        }
+                    })
+            })?,
+            four_eyes_reversals: vars.parsed("FOUR_EYES_REVERSALS", false)?,
         })
     }
 
@@ -593,6 +612,18 @@ mod tests {
         assert_eq!(config.loan_max_amount, Money::from_minor(100_000_000));
         assert_eq!(config.default_annual_interest_rate.to_string(), "12.0");
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.four_eyes_approval_amount, None);
+        assert!(!config.four_eyes_reversals);
+        let four_eyes = super::tests::config(&[
+            ("FOUR_EYES_APPROVAL_AMOUNT", "50000"),
+            ("FOUR_EYES_REVERSALS", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            four_eyes.four_eyes_approval_amount,
+            Some(Money::from_minor(5_000_000))
+        );
+        assert!(four_eyes.four_eyes_reversals);
     }
 
     #[test]
@@ -611,6 +642,10 @@ mod tests {
             ("OVERDUE_CHECK_CRON", "every day"),
             ("AUDIT_RETENTION_DAYS", "-3"),
             ("REFRESH_TOKEN_TTL_SECS", "10000000000000"),
+            ("FOUR_EYES_APPROVAL_AMOUNT", "lots"),
+            ("FOUR_EYES_APPROVAL_AMOUNT", "5000.001"),
+            ("FOUR_EYES_APPROVAL_AMOUNT", "0"),
+            ("FOUR_EYES_REVERSALS", "yes please"),
         ];
         for (variable, value) in cases {
             match config(&[(variable, value)]) {

@@ -71,7 +71,8 @@ impl Role {
 text_enum! {
     /// Where a loan is in its life: `PENDING`, then `APPROVED`, `REJECTED`
     /// or `CANCELLED`; an approved loan is `OVERDUE` while an installment
-    /// is late, and `PAID` when nothing is owed.
+    /// is late, and `PAID` when nothing is owed; an overdue one may be
+    /// `WRITTEN_OFF`, for good.
     pub enum LoanStatus {
         Pending = "PENDING",
         Approved = "APPROVED",
@@ -79,6 +80,7 @@ text_enum! {
         Cancelled = "CANCELLED",
         Overdue = "OVERDUE",
         Paid = "PAID",
+        WrittenOff = "WRITTEN_OFF",
     }
 }
 
@@ -129,6 +131,28 @@ text_enum! {
         PenaltyWaived = "PENALTY_WAIVED",
         LoanSettled = "LOAN_SETTLED",
         BooksClosed = "BOOKS_CLOSED",
+        DecisionRequested = "DECISION_REQUESTED",
+        DecisionConfirmed = "DECISION_CONFIRMED",
+        DecisionRejected = "DECISION_REJECTED",
+        LoanWrittenOff = "LOAN_WRITTEN_OFF",
+    }
+}
+
+text_enum! {
+    /// What a four-eyes decision is about.
+    pub enum DecisionAction {
+        ApproveLoan = "APPROVE_LOAN",
+        ReversePayment = "REVERSE_PAYMENT",
+        WriteOff = "WRITE_OFF",
+    }
+}
+
+text_enum! {
+    /// Where a four-eyes decision is: waiting, or decided once.
+    pub enum DecisionStatus {
+        Pending = "PENDING",
+        Confirmed = "CONFIRMED",
+        Rejected = "REJECTED",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod decisions;
 pub mod enums;
 pub mod http;
 pub mod jobs;

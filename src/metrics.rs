@@ -21,6 +21,8 @@
 //! | `payment_transactions_total` | — | transactions that wrote ordinary payments (several are combined into one under load) |
 //! | `loans_by_bucket` | bucket (CURRENT, 1-30, 31-60, 61-90, 91+) | APPROVED/OVERDUE loans per delinquency bucket, refreshed by `overdue-check` and sampled at scrape |
 //! | `principal_outstanding_minor` | bucket | their principal not yet repaid, in minor units, likewise |
+//! | `loans_written_off` | — | WRITTEN_OFF loans (in no bucket), likewise |
+//! | `principal_written_off_minor` | — | the principal they wrote off, in minor units, likewise |
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -172,8 +174,8 @@ pub async fn render(db: &Db, has_read_replica: bool, today: chrono::NaiveDate) -
         sample_pool(&db.read, "read");
     }
     sample_queue(&db.read).await;
-    if let Ok(buckets) = crate::reports::bucket_rows(&db.read, today).await {
-        crate::reports::publish(&buckets);
+    if let Ok(delinquency) = crate::reports::delinquency(&db.read, today).await {
+        crate::reports::publish(&delinquency);
     }
     install().map(PrometheusHandle::render).unwrap_or_default()
 }

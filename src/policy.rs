@@ -132,6 +132,12 @@ role_rules! {
     ReadBooks: staff, STAFF_ONLY;
     /// Closing the books through a day: ADMIN.
     CloseBooks: admin, ADMIN_ONLY;
+    /// Reading four-eyes decisions: ADMIN, MANAGER.
+    ReadDecisions: staff, STAFF_ONLY;
+    /// Confirming someone else's request: ADMIN.
+    ConfirmDecisions: admin, ADMIN_ONLY;
+    /// Asking for a loan to be written off: ADMIN, MANAGER.
+    RequestWriteOffs: staff, STAFF_ONLY;
 }
 
 /// For per-user paths (`/users/:id`, `/loans/user/:id`, …): the user

@@ -40,6 +40,7 @@ use crate::http::{BODY_LIMIT_BYTES, docs, format, health, middleware};
         (name = "notifications", description = "What happened to a user's loans"),
         (name = "jobs", description = "Running scheduled jobs by hand"),
         (name = "accounting", description = "The books: trial balance, journal and closing"),
+        (name = "decisions", description = "Four eyes: requests that wait for a second person"),
         (name = "operations", description = "Health and documentation"),
     )
 )]
@@ -57,6 +58,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::audit::handlers::router())
         .merge(crate::reports::handlers::router())
         .merge(crate::journal::handlers::router())
+        .merge(crate::decisions::handlers::router())
         .merge(health::router())
 }
 

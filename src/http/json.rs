@@ -32,11 +32,37 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_json_content_type(&request) {
-            return Err(not_json());
-        }
-        let bytes = read_body(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let (body, _) = read_json(request, state).await?;
+        Ok(JsonBody(body))
+    }
+}
+
+async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+) -> Result<(T, serde_json::Value), AppError> {
+    if !has_json_content_type(&request) {
+        return Err(not_json());
+    }
+    let bytes = read_body(request, state).await?;
+    parse_json(&bytes)
+}
+
+/// A [`JsonBody`] together with the JSON as sent: for requests that may
+/// wait for a second person, who sees (and runs) what was asked.
+#[derive(Debug)]
+pub struct JsonBodyAsSent<T>(pub T, pub serde_json::Value);
+
+impl<S, T> FromRequest<S> for JsonBodyAsSent<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (body, sent) = read_json(request, state).await?;
+        Ok(JsonBodyAsSent(body, sent))
     }
 }
 
@@ -53,19 +79,47 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declared_json = has_json_content_type(&request);
-        let bytes = read_body(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJsonBody(None));
-        }
-        if !declared_json {
-            return Err(not_json());
-        }
-        // A JSON `null` is the absent body, said explicitly.
-        if bytes.trim_ascii() == b"null" {
-            return Ok(OptionalJsonBody(None));
-        }
-        parse_json(&bytes).map(|body| OptionalJsonBody(Some(body)))
+        let body = read_optional_json(request, state).await?;
+        Ok(OptionalJsonBody(body.map(|(body, _)| body)))
+    }
+}
+
+async fn read_optional_json<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+) -> Result<Option<(T, serde_json::Value)>, AppError> {
+    let declared_json = has_json_content_type(&request);
+    let bytes = read_body(request, state).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !declared_json {
+        return Err(not_json());
+    }
+    // A JSON `null` is the absent body, said explicitly.
+    if bytes.trim_ascii() == b"null" {
+        return Ok(None);
+    }
+    parse_json(&bytes).map(Some)
+}
+
+/// An [`OptionalJsonBody`] together with the JSON as sent (`{}` when no
+/// body was sent).
+#[derive(Debug)]
+pub struct OptionalJsonBodyAsSent<T>(pub Option<T>, pub serde_json::Value);
+
+impl<S, T> FromRequest<S> for OptionalJsonBodyAsSent<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(match read_optional_json(request, state).await? {
+            Some((body, sent)) => OptionalJsonBodyAsSent(Some(body), sent),
+            None => OptionalJsonBodyAsSent(None, serde_json::json!({})),
+        })
     }
 }
 
@@ -120,7 +174,8 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+/// The body as `T`, and as the JSON object it is.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), AppError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
         AppError::BadRequest(format!("Malformed JSON: {}.", without_position(&error)))
     })?;
@@ -147,7 +202,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 .collect(),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|error| {
+    let body = serde_json::from_slice(bytes).map_err(|error| {
         let detail = match error.classify() {
             serde_json::error::Category::Data => {
                 format!("Invalid request body: {}.", without_position(&error))
@@ -155,7 +210,8 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             _ => format!("Malformed JSON: {}.", without_position(&error)),
         };
         AppError::BadRequest(detail)
-    })
+    })?;
+    Ok((body, value))
 }
 
 fn contains_nul(value: &serde_json::Value) -> bool {
@@ -175,6 +231,28 @@ fn without_position(error: &serde_json::Error) -> String {
     match text.find(" at line ") {
         Some(index) => text[..index].to_owned(),
         None => text,
+    }
+}
+
+/// A body of one `reason`: why staff reject a loan, reverse a payment or
+/// write a loan off, or why a decision is rejected.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// 1–500 characters, not all blank; stored trimmed.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: Field<String>,
+}
+
+impl ReasonBody {
+    /// The reason, or a `422` naming `reason`.
+    pub fn parse(self) -> Result<crate::loans::domain::Reason, AppError> {
+        let mut validator = Validator::new();
+        let reason = validator.required("reason", self.reason, |text: String| {
+            crate::loans::domain::Reason::parse(&text)
+        });
+        validator.finish(|| reason)
     }
 }
 

@@ -5,6 +5,8 @@
 
 use super::error::AppError;
 use crate::auth::service::AuthError;
+use crate::db::entities::LoanStatus;
+use crate::decisions::domain::DecisionError;
 use crate::journal::service::BooksError;
 use crate::loans::domain::LoanError;
 use crate::loans::status::IllegalTransition;
@@ -28,10 +30,28 @@ impl From<ServicingError> for AppError {
         match error {
             ServicingError::LoanNotFound => AppError::NotFound("Loan"),
             ServicingError::PaymentNotFound => AppError::NotFound("Payment"),
+            ServicingError::NotActive {
+                status: LoanStatus::WrittenOff,
+            } => AppError::Conflict(
+                "The loan is WRITTEN_OFF: it takes payments as recoveries, but no settlement."
+                    .to_owned(),
+            ),
             ServicingError::NotActive { status } => AppError::Conflict(format!(
                 "The loan is {}; only APPROVED or OVERDUE loans take payments.",
                 status.as_str()
             )),
+            ServicingError::NotOverdue { status } => AppError::Conflict(format!(
+                "The loan is {}; only an OVERDUE loan can be written off.",
+                status.as_str()
+            )),
+            ServicingError::ExcessOnWrittenOff => AppError::validation(
+                "excess",
+                "must be NEXT_INSTALLMENTS: a written-off loan takes no prepayment",
+            ),
+            ServicingError::RecordedBeforeWriteOff => AppError::Conflict(
+                "The payment was recorded before the loan was written off; only recoveries can be reversed."
+                    .to_owned(),
+            ),
             ServicingError::Transition(illegal) => illegal.into(),
             ServicingError::FirstDueDate { today } => AppError::validation(
                 "firstDueDate",
@@ -40,6 +60,11 @@ impl From<ServicingError> for AppError {
             ServicingError::ValueDate(ValueDateRefusal::InClosedPeriod { through }) => {
                 AppError::Conflict(format!(
                     "The books are closed through {through}: a payment cannot have a valueDate on or before it."
+                ))
+            }
+            ServicingError::ValueDate(ValueDateRefusal::BeforeWriteOff { on }) => {
+                AppError::Conflict(format!(
+                    "The loan was written off on {on}: a payment cannot have a valueDate before it."
                 ))
             }
             ServicingError::ValueDate(refusal) => value_date(refusal),
@@ -72,6 +97,9 @@ fn value_date(refusal: ValueDateRefusal) -> AppError {
         }
         ValueDateRefusal::InClosedPeriod { through } => {
             format!("must be after {through}: the books are closed through it")
+        }
+        ValueDateRefusal::BeforeWriteOff { on } => {
+            format!("must not be before {on}, when the loan was written off")
         }
     };
     AppError::validation("valueDate", message)
@@ -118,6 +146,7 @@ impl From<PaymentError> for AppError {
     fn from(error: PaymentError) -> Self {
         match error {
             PaymentError::Servicing(error) => error.into(),
+            PaymentError::Decision(error) => error.into(),
             PaymentError::Forbidden(refused) => refused.into(),
             PaymentError::KeyReused => AppError::Conflict(
                 "This Idempotency-Key was already used with a different request.".to_owned(),
@@ -144,6 +173,7 @@ impl From<LoanError> for AppError {
             LoanError::Transition(illegal) => illegal.into(),
             LoanError::Forbidden(refused) => refused.into(),
             LoanError::Servicing(error) => error.into(),
+            LoanError::Decision(error) => error.into(),
             LoanError::Database(error) => error.into(),
             other @ LoanError::View(_) => AppError::internal(other),
         }
@@ -208,6 +238,29 @@ impl From<BooksError> for AppError {
                 "The books are closed through {closed_through}; they are never reopened."
             )),
             BooksError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<DecisionError> for AppError {
+    fn from(error: DecisionError) -> Self {
+        match error {
+            DecisionError::NotFound => AppError::NotFound("Decision"),
+            DecisionError::AlreadyPending { action } => AppError::Conflict(format!(
+                "A {} decision about this is already pending; confirm or reject it first.",
+                action.as_str()
+            )),
+            DecisionError::NotPending { status } => AppError::Conflict(format!(
+                "The decision is {}; only a PENDING decision can be confirmed or rejected.",
+                status.as_str()
+            )),
+            DecisionError::OwnRequest => AppError::Forbidden(
+                "The requester cannot confirm their own request: another ADMIN must.",
+            ),
+            DecisionError::Forbidden(refused) => refused.into(),
+            DecisionError::Servicing(error) => error.into(),
+            DecisionError::Database(error) => error.into(),
+            other @ DecisionError::Request(_) => AppError::internal(other),
         }
     }
 }

@@ -79,8 +79,8 @@ pub async fn overdue_check(
         done??.add_to(&mut report);
     }
     // The delinquency gauges, for the book as the run left it today.
-    let buckets = crate::reports::bucket_rows(&state.db.write, state.today()).await?;
-    crate::reports::publish(&buckets);
+    let delinquency = crate::reports::delinquency(&state.db.write, state.today()).await?;
+    crate::reports::publish(&delinquency);
     Ok(report)
 }
 

@@ -46,6 +46,22 @@ pub enum MoneyEvent {
         before: Portions,
         after: Portions,
     },
+    /// A loan written off: its unpaid principal to losses.
+    WrittenOff { loan_id: Uuid, principal: Money },
+    /// A payment on a written-off loan: all of it recovered, whatever its
+    /// portions.
+    Recovered {
+        loan_id: Uuid,
+        payment_id: Uuid,
+        amount: Money,
+        value_date: NaiveDate,
+    },
+    /// A recovery reversed: its entry mirrored.
+    RecoveryReversed {
+        loan_id: Uuid,
+        payment_id: Uuid,
+        amount: Money,
+    },
 }
 
 /// One line of an entry: one of `debit`, `credit` above zero.
@@ -118,25 +134,57 @@ struct Booking {
     loan_id: Uuid,
     payment_id: Option<Uuid>,
     value_date: NaiveDate,
-    amounts: Vec<(Account, Money)>,
+    amounts: Amounts,
+}
+
+impl Booking {
+    fn of_loan(kind: EntryKind, loan_id: Uuid, value_date: NaiveDate, amounts: Amounts) -> Self {
+        Booking {
+            kind,
+            loan_id,
+            payment_id: None,
+            value_date,
+            amounts,
+        }
+    }
+
+    fn of_payment(
+        kind: EntryKind,
+        (loan_id, payment_id): (Uuid, Uuid),
+        value_date: NaiveDate,
+        amounts: Amounts,
+    ) -> Self {
+        Booking {
+            kind,
+            loan_id,
+            payment_id: Some(payment_id),
+            value_date,
+            amounts,
+        }
+    }
+}
+
+/// Signed amounts per account: a debit above zero, a credit below.
+type Amounts = Vec<(Account, Money)>;
+
+/// `amount` debited to one account and credited to another.
+fn transfer(debit: Account, credit: Account, amount: Money) -> Amounts {
+    vec![(debit, amount), (credit, Money::ZERO - amount)]
 }
 
 impl MoneyEvent {
     fn booking(&self, booking_date: NaiveDate) -> Booking {
-        let (kind, loan_id, payment_id, value_date, amounts) = match *self {
+        use Account::{Cash, LoanLosses, LoansReceivable, Recoveries};
+        match *self {
             MoneyEvent::Disbursed {
                 loan_id,
                 principal,
                 on,
-            } => (
+            } => Booking::of_loan(
                 EntryKind::Disbursement,
                 loan_id,
-                None,
                 on,
-                vec![
-                    (Account::LoansReceivable, principal),
-                    (Account::Cash, Money::ZERO - principal),
-                ],
+                transfer(LoansReceivable, Cash, principal),
             ),
             MoneyEvent::Repaid {
                 loan_id,
@@ -144,10 +192,9 @@ impl MoneyEvent {
                 amount,
                 portions,
                 value_date,
-            } => (
+            } => Booking::of_payment(
                 EntryKind::Repayment,
-                loan_id,
-                Some(payment_id),
+                (loan_id, payment_id),
                 value_date,
                 signed_portions(amount, portions, -1),
             ),
@@ -156,39 +203,62 @@ impl MoneyEvent {
                 payment_id,
                 amount,
                 portions,
-            } => (
+            } => Booking::of_payment(
                 EntryKind::Reversal,
-                loan_id,
-                Some(payment_id),
+                (loan_id, payment_id),
                 booking_date,
                 signed_portions(amount, portions, 1),
+            ),
+            MoneyEvent::WrittenOff { loan_id, principal } => Booking::of_loan(
+                EntryKind::WriteOff,
+                loan_id,
+                booking_date,
+                transfer(LoanLosses, LoansReceivable, principal),
+            ),
+            MoneyEvent::Recovered {
+                loan_id,
+                payment_id,
+                amount,
+                value_date,
+            } => Booking::of_payment(
+                EntryKind::Recovery,
+                (loan_id, payment_id),
+                value_date,
+                transfer(Cash, Recoveries, amount),
+            ),
+            MoneyEvent::RecoveryReversed {
+                loan_id,
+                payment_id,
+                amount,
+            } => Booking::of_payment(
+                EntryKind::Reversal,
+                (loan_id, payment_id),
+                booking_date,
+                transfer(Recoveries, Cash, amount),
             ),
             MoneyEvent::Moved {
                 loan_id,
                 payment_id,
                 before,
                 after,
-            } => (
+            } => Booking::of_payment(
                 EntryKind::Adjustment,
-                loan_id,
-                Some(payment_id),
+                (loan_id, payment_id),
                 booking_date,
-                // More of a portion now is more credited to its account.
-                vec![
-                    (Account::LoansReceivable, before.principal - after.principal),
-                    (Account::InterestIncome, before.interest - after.interest),
-                    (Account::FeeIncome, before.penalty - after.penalty),
-                ],
+                moved_portions(before, after),
             ),
-        };
-        Booking {
-            kind,
-            loan_id,
-            payment_id,
-            value_date,
-            amounts,
         }
     }
+}
+
+/// What an adjustment books when a payment's portions move: more of a
+/// portion now is more credited to its account.
+fn moved_portions(before: Portions, after: Portions) -> Amounts {
+    vec![
+        (Account::LoansReceivable, before.principal - after.principal),
+        (Account::InterestIncome, before.interest - after.interest),
+        (Account::FeeIncome, before.penalty - after.penalty),
+    ]
 }
 
 /// A payment's money as signed amounts: cash on one side, its portions on

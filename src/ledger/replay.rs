@@ -63,6 +63,9 @@ pub struct LoanTerms {
     /// Installments fall due on this day of each month, clamped to the
     /// month's end.
     pub day_of_month: u32,
+    /// The day from which no late fee is decided any more (a loan written
+    /// off); `None` for a loan being repaid.
+    pub fees_until: Option<NaiveDate>,
 }
 
 impl LoanTerms {
@@ -89,6 +92,7 @@ impl LoanTerms {
                 .map(|row| row.due_date.day())
                 .max()
                 .unwrap_or(1),
+            fees_until: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct LedgerState {
     /// Needed only to reschedule (a prepayment); a state read from stored
     /// rows for an ordinary payment goes without.
     pub terms: Option<LoanTerms>,
+    /// No late fee is decided from this day on (a loan written off).
+    pub fees_until: Option<NaiveDate>,
 }
 
 /// Why a replay or an append cannot take a payment.
@@ -183,6 +189,7 @@ impl LedgerState {
                 .collect(),
             payments: Vec::new(),
             decided_before: None,
+            fees_until: terms.fees_until,
             terms: Some(terms),
         }
     }
@@ -215,6 +222,7 @@ impl LedgerState {
         day: NaiveDate,
         rule: LateFeeRule,
     ) -> Result<(), LedgerError> {
+        let day = self.fees_until.map_or(day, |stop| day.min(stop));
         for row in self.installments.iter_mut().filter(|row| !row.fee_decided) {
             if !rule.grace_is_over(row.due_date, day) {
                 continue;

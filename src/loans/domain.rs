@@ -6,6 +6,39 @@ use crate::policy::Forbidden;
 use crate::schedule::MAX_TERM_MONTHS;
 use crate::servicing::ServicingError;
 
+/// What an approver may set; the rest comes from the application.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalTerms {
+    pub annual_interest_rate: Option<crate::money::Percent>,
+    pub first_due_date: Option<chrono::NaiveDate>,
+}
+
+/// The terms of an approval request as stored with its decision (the body
+/// as sent, checked when it was asked): `annualInterestRate` as a string
+/// or a number, `firstDueDate` as `YYYY-MM-DD`, both optional.
+pub fn approval_terms_of(request: &serde_json::Value) -> Result<ApprovalTerms, String> {
+    let rate = match &request["annualInterestRate"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        other => return Err(format!("annualInterestRate {other}")),
+    };
+    let first_due_date = match &request["firstDueDate"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => {
+            Some(crate::calendar::parse_date(text).map_err(|error| error.to_string())?)
+        }
+        other => return Err(format!("firstDueDate {other}")),
+    };
+    Ok(ApprovalTerms {
+        annual_interest_rate: rate
+            .map(|text| crate::money::Percent::parse(&text))
+            .transpose()
+            .map_err(|error| error.to_string())?,
+        first_due_date,
+    })
+}
+
 /// Why a loan operation was refused, or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoanError {
@@ -17,6 +50,8 @@ pub enum LoanError {
     Forbidden(#[from] Forbidden),
     #[error(transparent)]
     Servicing(#[from] ServicingError),
+    #[error(transparent)]
+    Decision(#[from] crate::decisions::domain::DecisionError),
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
     #[error("the loan cannot be written as JSON: {0}")]

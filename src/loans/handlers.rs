@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain::{Purpose, Reason, TermMonths};
+use super::domain::{Purpose, TermMonths};
 use super::service::{self, Application, ApprovalTerms, ListFilter};
 use super::views::LoanView;
 use crate::app::AppState;
@@ -16,14 +16,18 @@ use crate::audit::RequestMeta;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::LoanStatus;
+use crate::decisions::views::{DecisionView, Outcome};
 use crate::enums::DelinquencyBucket;
 use crate::http::error::AppResult;
 use crate::http::format::RawJson;
-use crate::http::json::{DecimalText, Field, JsonBody, OptionalJsonBody, Validator, WholeNumber};
+use crate::http::json::{
+    DecimalText, Field, JsonBody, JsonBodyAsSent, OptionalJsonBodyAsSent, ReasonBody, Validator,
+    WholeNumber,
+};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::money::{Money, Percent};
-use crate::policy::{ApproveLoans, Permit, ReadAllLoans, RejectLoans};
+use crate::policy::{ApproveLoans, Permit, ReadAllLoans, RejectLoans, RequestWriteOffs};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(cancel))
+        .routes(routes!(write_off))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,14 +176,15 @@ pub struct ApproveRequest {
     request_body(content = Option<ApproveRequest>, description = "Optional terms"),
     responses(
         (status = 200, description = "The approved loan with its schedule", body = LoanView),
-        (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+        (status = 202, description = "The principal is at least FOUR_EYES_APPROVAL_AMOUNT: a decision for a second ADMIN", body = DecisionView),
+        (status = 409, description = "The loan is not pending, or its approval already waits for a decision", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn approve(
     State(state): State<AppState>,
     permit: Permit<ApproveLoans>,
     meta: RequestMeta,
     PathId(id): PathId,
-    OptionalJsonBody(body): OptionalJsonBody<ApproveRequest>,
-) -> AppResult<Json<LoanView>> {
+    OptionalJsonBodyAsSent(body, sent): OptionalJsonBodyAsSent<ApproveRequest>,
+) -> AppResult<Outcome<LoanView>> {
     let body = body.unwrap_or_default();
     let mut validator = Validator::new();
     let rate = validator.optional("annualInterestRate", body.annual_interest_rate, |text| {
@@ -201,25 +207,14 @@ async fn approve(
             first_due_date: first_due_date?,
         })
     })?;
-    Ok(Json(
-        service::approve(&state, permit, &meta, id, terms).await?,
-    ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RejectRequest {
-    /// Shown to the borrower; 1–500 characters.
-    #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, pattern = r"\S")]
-    reason: Field<String>,
+    Ok(service::approve(&state, permit, &meta, id, terms, sent).await?)
 }
 
 /// Rejects a pending loan (ADMIN, MANAGER).
 #[utoipa::path(patch, path = "/loans/{id}/reject", tag = "loans",
     security(("bearerAuth" = [])),
     params(("id" = uuid::Uuid, Path, description = "Loan id")),
-    request_body = RejectRequest,
+    request_body(content = ReasonBody, description = "The reason, shown to the borrower"),
     responses(
         (status = 200, description = "The rejected loan", body = LoanView),
         (status = 409, description = "The loan is not pending", body = crate::http::error::Problem, content_type = "application/problem+json")))]
@@ -228,14 +223,35 @@ async fn reject(
     permit: Permit<RejectLoans>,
     meta: RequestMeta,
     PathId(id): PathId,
-    JsonBody(body): JsonBody<RejectRequest>,
+    JsonBody(body): JsonBody<ReasonBody>,
 ) -> AppResult<Json<LoanView>> {
-    let mut validator = Validator::new();
-    let reason = validator.required("reason", body.reason, |text: String| Reason::parse(&text));
-    let reason = validator.finish(|| reason)?;
+    let reason = body.parse()?;
     Ok(Json(
         service::reject(&state, permit, &meta, id, reason).await?,
     ))
+}
+
+/// Asks for an OVERDUE loan to be written off (ADMIN, MANAGER). Always
+/// four eyes: the answer is the decision another ADMIN confirms.
+#[utoipa::path(post, path = "/loans/{id}/write-off", tag = "loans",
+    security(("bearerAuth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Loan id")),
+    request_body(content = ReasonBody, description = "Why the loan will not be collected"),
+    responses(
+        (status = 202, description = "The decision that waits for a second ADMIN", body = DecisionView),
+        (status = 403, description = "Not staff", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such loan", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The loan is not OVERDUE, or its write-off already waits for a decision", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn write_off(
+    State(state): State<AppState>,
+    permit: Permit<RequestWriteOffs>,
+    meta: RequestMeta,
+    PathId(id): PathId,
+    JsonBodyAsSent(body, sent): JsonBodyAsSent<ReasonBody>,
+) -> AppResult<Outcome<LoanView>> {
+    body.parse()?;
+    let decision = service::request_write_off(&state, permit, &meta, id, sent).await?;
+    Ok(Outcome::AwaitingDecision(decision))
 }
 
 /// Withdraws one's own pending application (the borrower).

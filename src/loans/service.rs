@@ -17,14 +17,17 @@ use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::batch::WriteBatch;
 use crate::db::entities::{LoanStatus, installment, loan};
+use crate::decisions::domain::NewDecision;
+use crate::decisions::views::{DecisionView, Outcome};
+use crate::enums::DecisionAction;
 use crate::enums::DelinquencyBucket;
 use crate::http::format::RawJson;
 use crate::http::pagination::{Page, PageRequest};
 use crate::ledger::LateFeeRule;
 use crate::ledger::delinquency;
-use crate::money::{Money, Percent};
+use crate::money::Money;
 use crate::notifications::{self, messages};
-use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans};
+use crate::policy::{self, ApproveLoans, Permit, ReadAllLoans, RejectLoans, RequestWriteOffs};
 use crate::servicing::{self, Approval, Event, Requester};
 
 /// A validated loan application.
@@ -35,12 +38,7 @@ pub struct Application {
     pub purpose: Option<Purpose>,
 }
 
-/// What an approver may set; the rest comes from the application.
-#[derive(Debug, Clone, Default)]
-pub struct ApprovalTerms {
-    pub annual_interest_rate: Option<Percent>,
-    pub first_due_date: Option<NaiveDate>,
-}
+pub use super::domain::ApprovalTerms;
 
 /// Which loans a list shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,6 +80,11 @@ pub async fn apply(
         penalties_paid_minor: Set(0),
         principal_paid_minor: Set(0),
         interest_paid_minor: Set(0),
+        written_off_at: Set(None),
+        principal_written_off_minor: Set(0),
+        paid_before_write_off_minor: Set(0),
+        interest_paid_before_write_off_minor: Set(0),
+        penalties_paid_before_write_off_minor: Set(0),
         next_due_date: Set(None),
         first_due_date: Set(None),
         approved_by: Set(None),
@@ -168,7 +171,12 @@ pub async fn loan_json_for(
                 };
                 let schedule = servicing::load::installments_of(state.db.fresh(), loan.id).await?;
                 let (loan, schedule) = as_of(loan, schedule, today, state.config.late_fee_rule())?;
-                let view = LoanView::new(loan, Some(schedule), today);
+                let pending =
+                    crate::decisions::service::pending_for_loan(state.db.fresh(), loan.id).await?;
+                let view = LoanView {
+                    pending_decisions: Some(pending),
+                    ..LoanView::new(loan, Some(schedule), today)
+                };
                 let body = RawJson::of(&view)?;
                 Ok(Some(CachedLoan {
                     owner: view.user_id,
@@ -301,8 +309,10 @@ async fn list(
 }
 
 /// Approves a pending loan and generates its schedule (ADMIN), through
-/// the servicing pipeline. Two concurrent approvals of one loan: the
-/// second waits for the first's lock, then finds the loan APPROVED and is
+/// the servicing pipeline; a loan whose principal is at least
+/// `FOUR_EYES_APPROVAL_AMOUNT` waits for a second ADMIN instead. Two
+/// concurrent approvals of one loan: the second waits for the first's
+/// lock, then finds the loan APPROVED (or its decision pending) and is
 /// refused.
 pub async fn approve(
     state: &AppState,
@@ -310,9 +320,37 @@ pub async fn approve(
     meta: &RequestMeta,
     loan_id: Uuid,
     terms: ApprovalTerms,
-) -> Result<LoanView, LoanError> {
+    request: serde_json::Value,
+) -> Result<Outcome<LoanView>, LoanError> {
     let actor = permit.actor();
     let transaction = state.db.begin_write().await?;
+    if let Some(threshold) = state.config.four_eyes_approval_amount {
+        let loan = lock_for(&transaction, loan_id, LoanStatus::Approved).await?;
+        if Money::from_minor(loan.principal_minor) >= threshold {
+            let decision = crate::decisions::service::open(
+                &transaction,
+                NewDecision {
+                    action: DecisionAction::ApproveLoan,
+                    loan_id,
+                    payment_id: None,
+                    request,
+                },
+                actor,
+                meta,
+                state.now(),
+            )
+            .await?;
+            transaction.commit().await?;
+            state.cache.invalidate(CacheKind::Loan, loan_id).await;
+            return Ok(Outcome::AwaitingDecision(decision));
+        }
+    }
+    crate::decisions::service::ensure_none_pending(
+        &transaction,
+        DecisionAction::ApproveLoan,
+        loan_id,
+    )
+    .await?;
     let mut batch = WriteBatch::for_connection(&transaction);
     let applied = servicing::apply(
         &transaction,
@@ -323,6 +361,7 @@ pub async fn approve(
             approver: actor.id,
             annual_interest_rate: terms.annual_interest_rate,
             first_due_date: terms.first_due_date,
+            decision: None,
         }),
         Requester::new(actor, meta),
     )
@@ -331,11 +370,50 @@ pub async fn approve(
     transaction.commit().await?;
     state.cache.invalidate(CacheKind::Loan, loan_id).await;
     metrics::counter!("loans_approved_total").increment(1);
-    Ok(LoanView::new(
-        applied.loan,
-        Some(applied.rows),
-        state.today(),
-    ))
+    // A loan just approved has no decision pending: none about its
+    // approval (checked above), and it has no payment to reverse yet and
+    // is not OVERDUE.
+    Ok(Outcome::Done(LoanView {
+        pending_decisions: Some(Vec::new()),
+        ..LoanView::new(applied.loan, Some(applied.rows), state.today())
+    }))
+}
+
+/// Asks for an OVERDUE loan to be written off (ADMIN, MANAGER): always a
+/// decision for a second person.
+pub async fn request_write_off(
+    state: &AppState,
+    permit: Permit<RequestWriteOffs>,
+    meta: &RequestMeta,
+    loan_id: Uuid,
+    request: serde_json::Value,
+) -> Result<DecisionView, LoanError> {
+    let transaction = state.db.begin_write().await?;
+    let loan = servicing::load::lock_loan(&transaction, loan_id)
+        .await?
+        .ok_or(LoanError::NotFound)?;
+    if loan.status != LoanStatus::Overdue {
+        return Err(servicing::ServicingError::NotOverdue {
+            status: loan.status,
+        }
+        .into());
+    }
+    let decision = crate::decisions::service::open(
+        &transaction,
+        NewDecision {
+            action: DecisionAction::WriteOff,
+            loan_id,
+            payment_id: None,
+            request,
+        },
+        permit.actor(),
+        meta,
+        state.now(),
+    )
+    .await?;
+    transaction.commit().await?;
+    state.cache.invalidate(CacheKind::Loan, loan_id).await;
+    Ok(decision)
 }
 
 /// Locks a loan for a change of its status, checking the transition.

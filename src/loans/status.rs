@@ -2,8 +2,9 @@
 //!
 //! `PENDING → APPROVED | REJECTED | CANCELLED`; `APPROVED ⇄ OVERDUE`;
 //! `APPROVED | OVERDUE → PAID`; `PAID → APPROVED | OVERDUE` (only a
-//! reversal reaches it: a PAID loan takes no payment). Everything else is
-//! refused.
+//! reversal reaches it: a PAID loan takes no payment); `OVERDUE →
+//! WRITTEN_OFF` (a confirmed write-off; nothing leaves it). Everything else
+//! is refused.
 
 use crate::db::entities::LoanStatus;
 
@@ -17,13 +18,14 @@ pub struct IllegalTransition {
 
 impl LoanStatus {
     pub fn can_become(self, to: LoanStatus) -> bool {
-        use LoanStatus::{Approved, Cancelled, Overdue, Paid, Pending, Rejected};
+        use LoanStatus::{Approved, Cancelled, Overdue, Paid, Pending, Rejected, WrittenOff};
         matches!(
             (self, to),
             (Pending, Approved | Rejected | Cancelled)
                 | (Approved, Overdue | Paid)
                 | (Overdue, Approved | Paid)
                 | (Paid, Approved | Overdue)
+                | (Overdue, WrittenOff)
         )
     }
 
@@ -50,7 +52,9 @@ mod tests {
     use super::*;
     use LoanStatus::*;
 
-    const ALL: [LoanStatus; 6] = [Pending, Approved, Rejected, Cancelled, Overdue, Paid];
+    const ALL: [LoanStatus; 7] = [
+        Pending, Approved, Rejected, Cancelled, Overdue, Paid, WrittenOff,
+    ];
 
     #[test]
     fn exactly_the_contracts_transitions_are_allowed() {
@@ -64,6 +68,7 @@ mod tests {
             (Overdue, Paid),
             (Paid, Approved),
             (Paid, Overdue),
+            (Overdue, WrittenOff),
         ];
         for from in ALL {
             for to in ALL {

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::entities::{InstallmentStatus, LoanStatus, installment, loan};
+use crate::decisions::views::PendingDecision;
 use crate::enums::DelinquencyBucket;
 use crate::ledger::delinquency;
 use crate::money::{Money, Percent};
@@ -45,6 +46,12 @@ pub struct LoanView {
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub approved_at: Option<DateTime<Utc>>,
     pub rejection_reason: Option<String>,
+    /// When it was written off; `null` for a loan that never was.
+    #[serde(with = "crate::http::format::timestamp::option")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub written_off_at: Option<DateTime<Utc>>,
+    /// Its unpaid principal when it was written off; `0.00` otherwise.
+    pub principal_written_off: Money,
     #[serde(with = "crate::http::format::timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::http::format::timestamp")]
@@ -53,6 +60,11 @@ pub struct LoanView {
     /// single-loan answers, absent in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Vec<InstallmentView>>,
+    /// Every decision waiting for a second person about the loan
+    /// (reversals of its payments included), oldest first. Present on
+    /// single-loan answers, absent in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_decisions: Option<Vec<PendingDecision>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,9 +118,12 @@ impl LoanView {
             approved_by: loan.approved_by,
             approved_at: loan.approved_at,
             rejection_reason: loan.rejection_reason,
+            written_off_at: loan.written_off_at,
+            principal_written_off: Money::from_minor(loan.principal_written_off_minor),
             created_at: loan.created_at,
             updated_at: loan.updated_at,
             schedule: schedule.map(|rows| rows.into_iter().map(InstallmentView::from).collect()),
+            pending_decisions: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum PaymentError {
     #[error(transparent)]
     Servicing(#[from] ServicingError),
     #[error(transparent)]
+    Decision(#[from] crate::decisions::domain::DecisionError),
+    #[error(transparent)]
     Forbidden(#[from] Forbidden),
     #[error("the Idempotency-Key was already used with a different request")]
     KeyReused,

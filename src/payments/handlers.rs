@@ -19,12 +19,12 @@ use crate::audit::RequestMeta;
 use crate::auth::actor::Actor;
 use crate::calendar::parse_date;
 use crate::db::entities::ExcessPolicy;
+use crate::decisions::views::Outcome;
 use crate::http::error::AppResult;
-use crate::http::json::{DecimalText, Field, JsonBody, Validator};
+use crate::http::json::{DecimalText, Field, JsonBody, JsonBodyAsSent, ReasonBody, Validator};
 use crate::http::pagination::{Page, PageParams, PageRequest, QueryParams};
 use crate::http::path::PathId;
 use crate::http::query::{CalendarDate, Id};
-use crate::loans::domain::Reason;
 use crate::money::Money;
 use crate::policy::{self, ChooseOverdueDate, ChooseValueDate, Permit, ReversePayments};
 
@@ -70,16 +70,6 @@ pub struct SettlementBody {
     #[serde(default)]
     #[schema(value_type = crate::http::format::PaymentAmountInput, required = true)]
     amount: Field<DecimalText>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReversalBody {
-    /// Why the payment is reversed (1–500 characters), e.g. "Cheque
-    /// returned unpaid".
-    #[serde(default)]
-    #[schema(value_type = String, required = true)]
-    reason: Field<String>,
 }
 
 /// Records a repayment on a loan (the borrower, ADMIN, MANAGER). Send an
@@ -238,9 +228,10 @@ async fn settle(
 #[utoipa::path(post, path = "/payments/{paymentId}/reverse", tag = "payments",
     security(("bearerAuth" = [])),
     params(("paymentId" = Uuid, Path, description = "Payment id")),
-    request_body = ReversalBody,
+    request_body(content = ReasonBody, description = "Why the payment is reversed, e.g. \"Cheque returned unpaid\""),
     responses(
         (status = 200, description = "The payment, now reversed", body = PaymentView),
+        (status = 202, description = "FOUR_EYES_REVERSALS is on: a decision for a second person", body = crate::decisions::views::DecisionView),
         (status = 403, description = "Not staff", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already reversed", body = crate::http::error::Problem, content_type = "application/problem+json")))]
@@ -249,14 +240,10 @@ async fn reverse_payment(
     permit: Permit<ReversePayments>,
     meta: RequestMeta,
     PathId(payment_id): PathId,
-    JsonBody(body): JsonBody<ReversalBody>,
-) -> AppResult<Json<PaymentView>> {
-    let mut validator = Validator::new();
-    let reason = validator.required("reason", body.reason, |text: String| Reason::parse(&text));
-    let reason = validator.finish(|| reason)?;
-    Ok(Json(
-        service::reverse_payment(&state, permit, &meta, payment_id, reason).await?,
-    ))
+    JsonBodyAsSent(body, sent): JsonBodyAsSent<ReasonBody>,
+) -> AppResult<Outcome<PaymentView>> {
+    let reason = body.parse()?;
+    Ok(service::reverse_payment(&state, permit, &meta, payment_id, reason, sent).await?)
 }
 
 /// Loan to filter a payment history by.

@@ -29,6 +29,10 @@ use crate::auth::actor::Actor;
 use crate::cache::CacheKind;
 use crate::db::batch::WriteBatch;
 use crate::db::entities::{installment, loan, payment};
+use crate::decisions::domain::NewDecision;
+use crate::decisions::views::DecisionView;
+use crate::decisions::views::Outcome;
+use crate::enums::DecisionAction;
 use crate::http::pagination::{Page, PageRequest};
 use crate::loans::domain::Reason;
 use crate::money::Money;
@@ -122,17 +126,36 @@ pub async fn payoff(
 
 /// Reverses a posted payment (ADMIN, MANAGER): it stays in the history,
 /// marked reversed, and the loan is replayed without it in the same
-/// transaction, under the loan's lock.
+/// transaction, under the loan's lock. With `FOUR_EYES_REVERSALS`, once the
+/// reversal passes its checks it waits for a second person instead.
 pub async fn reverse_payment(
     state: &AppState,
     permit: Permit<ReversePayments>,
     meta: &RequestMeta,
     payment_id: Uuid,
     reason: Reason,
-) -> Result<PaymentView, PaymentError> {
+    request: serde_json::Value,
+) -> Result<Outcome<PaymentView>, PaymentError> {
     let actor = permit.actor();
     let transaction = state.db.begin_write().await?;
     let loan_id = servicing::loan_of_payment(&transaction, payment_id).await?;
+    if state.config.four_eyes_reversals {
+        let asked = AskedReversal {
+            loan_id,
+            payment_id,
+            request,
+        };
+        let decision = ask_for_reversal(state, &transaction, asked, actor, meta).await?;
+        transaction.commit().await?;
+        state.cache.invalidate(CacheKind::Loan, loan_id).await;
+        return Ok(Outcome::AwaitingDecision(decision));
+    }
+    crate::decisions::service::ensure_none_pending(
+        &transaction,
+        DecisionAction::ReversePayment,
+        payment_id,
+    )
+    .await?;
     let mut batch = WriteBatch::for_connection(&transaction);
     let applied = servicing::apply(
         &transaction,
@@ -143,6 +166,7 @@ pub async fn reverse_payment(
             payment_id,
             reversed_by: actor.id,
             reason: reason.as_str().to_owned(),
+            decision: None,
         }),
         Requester::new(actor, meta),
     )
@@ -155,7 +179,54 @@ pub async fn reverse_payment(
     let payment = applied
         .payment
         .ok_or(ServicingError::Inconsistent("a reversal reversed nothing"))?;
-    Ok(PaymentView::from(payment))
+    Ok(Outcome::Done(PaymentView::from(payment)))
+}
+
+/// A reversal asked for, with its body as sent.
+struct AskedReversal {
+    loan_id: Uuid,
+    payment_id: Uuid,
+    request: serde_json::Value,
+}
+
+/// A reversal that needs four eyes: checked as of now under the loan's
+/// lock (as the reversal itself would be), then a decision.
+async fn ask_for_reversal(
+    state: &AppState,
+    transaction: &sea_orm::DatabaseTransaction,
+    asked: AskedReversal,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<DecisionView, PaymentError> {
+    let AskedReversal {
+        loan_id,
+        payment_id,
+        request,
+    } = asked;
+    let loan = servicing::load::lock_loan(transaction, loan_id)
+        .await?
+        .ok_or(ServicingError::LoanNotFound)?;
+    let reversed = payment::Entity::find_by_id(payment_id)
+        .one(transaction)
+        .await?
+        .ok_or(ServicingError::PaymentNotFound)?;
+    let history = servicing::History::load(transaction, &loan, state.config.timezone)
+        .await
+        .map_err(ServicingError::from)?;
+    servicing::check_reversal(&loan, &reversed, &history)?;
+    Ok(crate::decisions::service::open(
+        transaction,
+        NewDecision {
+            action: DecisionAction::ReversePayment,
+            loan_id,
+            payment_id: Some(payment_id),
+            request,
+        },
+        actor,
+        meta,
+        state.now(),
+    )
+    .await?)
 }
 
 /// A user's payments, newest first, optionally for one loan (that user,
@@ -209,7 +280,7 @@ async fn history(
 /// Where an overdue list resumes: after this (due date, loan, number).
 pub type OverdueCursor = (NaiveDate, Uuid, i32);
 
-/// Unpaid installments due before `as_of`, ordered by (due date, loan,
+/// Unpaid installments due before `as_of` of loans not written off, ordered by (due date, loan,
 /// number) in `order`, starting after `after`: a range scan of the partial
 /// indexes on unpaid installments.
 pub fn past_due_unpaid(
@@ -219,6 +290,7 @@ pub fn past_due_unpaid(
 ) -> Select<installment::Entity> {
     let mut query = installment::Entity::find()
         .filter(installment::overdue_on(as_of))
+        .filter(installment::of_loans_still_collected())
         .order_by(installment::Column::DueDate, order.clone())
         .order_by(installment::Column::LoanId, order.clone())
         .order_by(installment::Column::Number, order.clone());

@@ -36,6 +36,8 @@ pub struct LoansByStatus {
     pub rejected: i64,
     #[serde(rename = "CANCELLED")]
     pub cancelled: i64,
+    #[serde(rename = "WRITTEN_OFF")]
+    pub written_off: i64,
 }
 
 impl LoansByStatus {
@@ -47,6 +49,7 @@ impl LoansByStatus {
             LoanStatus::Paid => &mut self.paid,
             LoanStatus::Rejected => &mut self.rejected,
             LoanStatus::Cancelled => &mut self.cancelled,
+            LoanStatus::WrittenOff => &mut self.written_off,
         };
         *slot += loans;
     }
@@ -73,10 +76,16 @@ pub struct PortfolioReport {
     pub principal_disbursed: Money,
     /// Σ principal not yet repaid of APPROVED/OVERDUE loans.
     pub principal_outstanding: Money,
-    /// Σ interest portions of posted payments.
+    /// Σ interest portions of posted payments that are not recoveries.
     pub interest_collected: Money,
-    /// Σ penalty portions of posted payments.
+    /// Σ penalty portions of posted payments that are not recoveries.
     pub penalties_collected: Money,
+    /// Σ principal written off (the unpaid principal of each written-off
+    /// loan when it was written off).
+    pub principal_written_off: Money,
+    /// Σ posted payments on written-off loans recorded after their
+    /// write-off.
+    pub recoveries: Money,
     /// The five buckets, `CURRENT` to `91+`.
     pub buckets: Vec<BucketRow>,
     /// Principal outstanding of loans more than 30 days past due ÷
@@ -99,21 +108,34 @@ fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
     sql.replace("{p", mark).replace('}', "")
 }
 
-/// Loans and their principal outstanding per bucket on `today`, in bucket
-/// order (every bucket, empty ones with zeros).
-pub async fn bucket_rows(
+/// The APPROVED/OVERDUE loans per bucket, and beside them the loans
+/// written off (in no bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delinquency {
+    /// Every bucket in order, empty ones with zeros.
+    pub buckets: Vec<BucketRow>,
+    pub written_off_loans: i64,
+    /// Σ their principal written off.
+    pub principal_written_off: Money,
+}
+
+/// Loans and their principal outstanding per bucket on `today`, and the
+/// written-off loans with the principal written off, in one statement.
+pub async fn delinquency(
     connection: &impl ConnectionTrait,
     today: NaiveDate,
-) -> Result<Vec<BucketRow>, DbErr> {
+) -> Result<Delinquency, DbErr> {
     let backend = connection.get_database_backend();
     let (bucket, dates) = crate::ledger::delinquency::bucket_sql(today);
+    let written_off = LoanStatus::WrittenOff.as_str();
     let sql = placeholders(
         backend,
         &format!(
-            "SELECT {bucket} AS bucket, \
+            "SELECT CASE WHEN status = '{written_off}' THEN '{written_off}' ELSE {bucket} END AS bucket, \
                COUNT(*) AS loans, \
-               CAST(COALESCE(SUM(principal_minor - principal_paid_minor), 0) AS BIGINT) AS principal \
-             FROM loans WHERE {active} GROUP BY 1",
+               CAST(COALESCE(SUM(CASE WHEN status = '{written_off}' THEN principal_written_off_minor \
+                 ELSE principal_minor - principal_paid_minor END), 0) AS BIGINT) AS principal \
+             FROM loans WHERE {active} OR status = '{written_off}' GROUP BY 1",
             active = crate::db::entities::loan::active_sql(),
         ),
     );
@@ -121,7 +143,7 @@ pub async fn bucket_rows(
     let rows = connection
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    let mut buckets: Vec<BucketRow> = DelinquencyBucket::ALL
+    let buckets: Vec<BucketRow> = DelinquencyBucket::ALL
         .iter()
         .map(|bucket| BucketRow {
             bucket: *bucket,
@@ -129,15 +151,30 @@ pub async fn bucket_rows(
             principal_outstanding: Money::ZERO,
         })
         .collect();
+    let mut delinquency = Delinquency {
+        buckets,
+        written_off_loans: 0,
+        principal_written_off: Money::ZERO,
+    };
     for row in rows {
         let name: String = row.try_get("", "bucket")?;
-        let Some(slot) = buckets.iter_mut().find(|slot| slot.bucket.as_str() == name) else {
-            continue;
-        };
-        slot.loans = row.try_get("", "loans")?;
-        slot.principal_outstanding = Money::from_minor(row.try_get("", "principal")?);
+        let (loans, principal) = (
+            row.try_get("", "loans")?,
+            Money::from_minor(row.try_get("", "principal")?),
+        );
+        if name == written_off {
+            delinquency.written_off_loans = loans;
+            delinquency.principal_written_off = principal;
+        } else if let Some(slot) = delinquency
+            .buckets
+            .iter_mut()
+            .find(|slot| slot.bucket.as_str() == name)
+        {
+            slot.loans = loans;
+            slot.principal_outstanding = principal;
+        }
     }
-    Ok(buckets)
+    Ok(delinquency)
 }
 
 /// The report on `today`, its two statements (per status, per bucket;
@@ -171,18 +208,27 @@ async fn figures(
     currency: &str,
 ) -> Result<PortfolioReport, DbErr> {
     let backend = connection.get_database_backend();
+    // A written-off loan's interest and fees collected are those paid
+    // before its write-off; what it was paid since is recovered.
     let rows = connection
         .query_all_raw(Statement::from_string(
             backend,
-            "SELECT status, COUNT(*) AS loans, \
-               CAST(COALESCE(SUM(CASE WHEN approved_at IS NOT NULL THEN principal_minor ELSE 0 END), 0) AS BIGINT) AS disbursed, \
-               CAST(COALESCE(SUM(interest_paid_minor), 0) AS BIGINT) AS interest, \
-               CAST(COALESCE(SUM(penalties_paid_minor), 0) AS BIGINT) AS penalties \
-             FROM loans GROUP BY status",
+            format!(
+                "SELECT status, COUNT(*) AS loans, \
+                   CAST(COALESCE(SUM(CASE WHEN approved_at IS NOT NULL THEN principal_minor ELSE 0 END), 0) AS BIGINT) AS disbursed, \
+                   CAST(COALESCE(SUM(CASE WHEN status = '{written_off}' THEN interest_paid_before_write_off_minor \
+                     ELSE interest_paid_minor END), 0) AS BIGINT) AS interest, \
+                   CAST(COALESCE(SUM(CASE WHEN status = '{written_off}' THEN penalties_paid_before_write_off_minor \
+                     ELSE penalties_paid_minor END), 0) AS BIGINT) AS penalties, \
+                   CAST(COALESCE(SUM(CASE WHEN status = '{written_off}' THEN total_paid_minor - paid_before_write_off_minor \
+                     ELSE 0 END), 0) AS BIGINT) AS recovered \
+                 FROM loans GROUP BY status",
+                written_off = LoanStatus::WrittenOff.as_str(),
+            ),
         ))
         .await?;
     let mut loans_by_status = LoansByStatus::default();
-    let (mut disbursed, mut interest, mut penalties) = (0i64, 0i64, 0i64);
+    let (mut disbursed, mut interest, mut penalties, mut recovered) = (0i64, 0i64, 0i64, 0i64);
     for row in rows {
         let status: String = row.try_get("", "status")?;
         let Some(status) = LoanStatus::parse(&status) else {
@@ -192,8 +238,13 @@ async fn figures(
         disbursed += row.try_get::<i64>("", "disbursed")?;
         interest += row.try_get::<i64>("", "interest")?;
         penalties += row.try_get::<i64>("", "penalties")?;
+        recovered += row.try_get::<i64>("", "recovered")?;
     }
-    let buckets = bucket_rows(connection, today).await?;
+    let Delinquency {
+        buckets,
+        principal_written_off,
+        ..
+    } = delinquency(connection, today).await?;
     let outstanding: Money = buckets.iter().map(|row| row.principal_outstanding).sum();
     let later_than = |buckets_over: &[DelinquencyBucket]| -> Money {
         buckets
@@ -216,6 +267,8 @@ async fn figures(
         principal_outstanding: outstanding,
         interest_collected: Money::from_minor(interest),
         penalties_collected: Money::from_minor(penalties),
+        principal_written_off,
+        recoveries: Money::from_minor(recovered),
         buckets,
         par30: ratio(par30, outstanding),
         par90: ratio(par90, outstanding),
@@ -255,13 +308,17 @@ pub fn csv(report: &PortfolioReport) -> String {
     text
 }
 
-/// Sets the `loans_by_bucket` and `principal_outstanding_minor` gauges.
-pub fn publish(buckets: &[BucketRow]) {
-    for row in buckets {
+/// Sets the `loans_by_bucket` and `principal_outstanding_minor` gauges,
+/// and `loans_written_off` and `principal_written_off_minor`.
+pub fn publish(delinquency: &Delinquency) {
+    for row in &delinquency.buckets {
         metrics::gauge!("loans_by_bucket", "bucket" => row.bucket.as_str()).set(row.loans as f64);
         metrics::gauge!("principal_outstanding_minor", "bucket" => row.bucket.as_str())
             .set(row.principal_outstanding.minor() as f64);
     }
+    metrics::gauge!("loans_written_off").set(delinquency.written_off_loans as f64);
+    metrics::gauge!("principal_written_off_minor")
+        .set(delinquency.principal_written_off.minor() as f64);
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use crate::money::{Money, Percent};
 use crate::notifications::{self, NewNotification, messages};
 
 use super::rows::{FeeChange, Reconciliation};
+use super::{DecisionRef, WriteOff};
+use crate::ledger::Owed;
 
 /// Notifications and audit entries, in the order they are written.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +65,10 @@ impl Announcements {
 pub fn of_reconciliation(reconciliation: &Reconciliation, actor: Option<Uuid>) -> Announcements {
     let loan = &reconciliation.loan;
     let mut out = Announcements::default();
+    // A written-off loan gets no overdue notices (nor fees, which stop).
+    if loan.status == LoanStatus::WrittenOff {
+        return out;
+    }
     for row in reconciliation
         .newly_overdue
         .iter()
@@ -188,8 +194,47 @@ pub fn settled(
     }
 }
 
+/// Adds to an action's audit details the four-eyes decision it carries
+/// out and who asked for it.
+fn with_decision(
+    mut details: serde_json::Value,
+    decision: Option<DecisionRef>,
+) -> serde_json::Value {
+    if let Some(decision) = decision {
+        details["decisionId"] = json!(decision.id);
+        details["requestedBy"] = json!(decision.requested_by);
+    }
+    details
+}
+
+/// `LOAN_WRITTEN_OFF`: what was unpaid then, part by part, as `outstanding`
+/// counts it, why, and the decision.
+pub fn written_off(loan: &loan::Model, unpaid: Owed, write_off: &WriteOff) -> Announcements {
+    Announcements {
+        notices: Vec::new(),
+        entries: vec![
+            AuditEntry::new(AuditAction::LoanWrittenOff, Some(write_off.by))
+                .entity(EntityType::Loan, loan.id)
+                .details(with_decision(
+                    json!({
+                        "principal": unpaid.principal.to_string(),
+                        "interest": unpaid.interest.to_string(),
+                        "penalties": unpaid.penalty.to_string(),
+                        "reason": write_off.reason,
+                    }),
+                    Some(write_off.decision),
+                )),
+        ],
+    }
+}
+
 /// The borrower's notice and the audit entry of a reversal.
-pub fn reversed(loan: &loan::Model, payment: &payment::Model, actor: Uuid) -> Announcements {
+pub fn reversed(
+    loan: &loan::Model,
+    payment: &payment::Model,
+    actor: Uuid,
+    decision: Option<DecisionRef>,
+) -> Announcements {
     let amount = Money::from_minor(payment.amount_minor);
     let reason = payment.reversal_reason.clone().unwrap_or_default();
     Announcements {
@@ -202,12 +247,15 @@ pub fn reversed(loan: &loan::Model, payment: &payment::Model, actor: Uuid) -> An
         entries: vec![
             AuditEntry::new(AuditAction::PaymentReversed, Some(actor))
                 .entity(EntityType::Payment, payment.id)
-                .details(json!({
-                    "reason": reason,
-                    "loanId": loan.id,
-                    "amount": amount.to_string(),
-                    "valueDate": payment.value_date,
-                })),
+                .details(with_decision(
+                    json!({
+                        "reason": reason,
+                        "loanId": loan.id,
+                        "amount": amount.to_string(),
+                        "valueDate": payment.value_date,
+                    }),
+                    decision,
+                )),
         ],
     }
 }
@@ -220,6 +268,7 @@ pub fn approved(
     total_payable: Money,
     first_due_date: NaiveDate,
     actor: Uuid,
+    decision: Option<DecisionRef>,
 ) -> Announcements {
     Announcements {
         notices: vec![messages::loan_approved(
@@ -231,12 +280,15 @@ pub fn approved(
         entries: vec![
             AuditEntry::new(AuditAction::LoanApproved, Some(actor))
                 .entity(EntityType::Loan, loan.id)
-                .details(json!({
-                    "annualInterestRate": rate.to_string(),
-                    "installmentAmount": installment_amount.to_string(),
-                    "totalPayable": total_payable.to_string(),
-                    "firstDueDate": first_due_date,
-                })),
+                .details(with_decision(
+                    json!({
+                        "annualInterestRate": rate.to_string(),
+                        "installmentAmount": installment_amount.to_string(),
+                        "totalPayable": total_payable.to_string(),
+                        "firstDueDate": first_due_date,
+                    }),
+                    decision,
+                )),
         ],
     }
 }

@@ -147,6 +147,13 @@ async fn approved_schedule(
     Ok((schedule, ids))
 }
 
+/// The day `loan` was written off in `timezone`, if it was: no late fee
+/// is decided from then on.
+pub fn written_off_on(loan: &loan::Model, timezone: chrono_tz::Tz) -> Option<NaiveDate> {
+    loan.written_off_at
+        .map(|moment| crate::clock::local_date(moment, timezone))
+}
+
 /// The rate a loan was approved at, as stored on its row.
 pub fn rate_of(loan: &loan::Model) -> Result<Percent, crate::money::PercentParseError> {
     Percent::parse(&loan.annual_interest_rate)
@@ -165,9 +172,13 @@ impl History {
     pub async fn load(
         connection: &impl ConnectionTrait,
         loan: &loan::Model,
+        timezone: chrono_tz::Tz,
     ) -> Result<History, HistoryError> {
         let (approved, installment_ids) = approved_schedule(connection, loan.id).await?;
-        let terms = LoanTerms::approved(&approved, rate_of(loan)?);
+        let terms = LoanTerms {
+            fees_until: written_off_on(loan, timezone),
+            ..LoanTerms::approved(&approved, rate_of(loan)?)
+        };
         let payments = payment::Entity::find()
             .filter(payment::Column::LoanId.eq(loan.id))
             .filter(payment::Column::Status.eq(PaymentStatus::Posted))
@@ -212,10 +223,12 @@ impl History {
 pub async fn current_terms(
     connection: &impl ConnectionTrait,
     loan: &loan::Model,
+    timezone: chrono_tz::Tz,
 ) -> Result<LoanTerms, HistoryError> {
     let (approved, _) = approved_schedule(connection, loan.id).await?;
     Ok(LoanTerms {
         installment_amount: Money::from_minor(loan.installment_minor),
+        fees_until: written_off_on(loan, timezone),
         ..LoanTerms::approved(&approved, rate_of(loan)?)
     })
 }

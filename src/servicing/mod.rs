@@ -108,6 +108,9 @@ pub enum Event {
     /// A posted payment reversed (it bounced): the loan is replayed
     /// without it.
     Reverse(Reversal),
+    /// An overdue loan written off (a confirmed decision): brought up to
+    /// date, then its unpaid principal moved to losses, for good.
+    WriteOff(WriteOff),
 }
 
 impl Event {
@@ -132,6 +135,25 @@ pub struct Approval {
     pub annual_interest_rate: Option<Percent>,
     /// `None`: one month after the approval date.
     pub first_due_date: Option<NaiveDate>,
+    /// The four-eyes decision this approval confirms, if any.
+    pub decision: Option<DecisionRef>,
+}
+
+/// A confirmed four-eyes decision an event carries out: its audit entry
+/// names it and who asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionRef {
+    pub id: Uuid,
+    pub requested_by: Uuid,
+}
+
+/// A write-off to make.
+#[derive(Debug, Clone)]
+pub struct WriteOff {
+    /// Who confirmed it.
+    pub by: Uuid,
+    pub reason: String,
+    pub decision: DecisionRef,
 }
 
 /// A payment to record.
@@ -152,6 +174,8 @@ pub struct Reversal {
     pub payment_id: Uuid,
     pub reversed_by: Uuid,
     pub reason: String,
+    /// The four-eyes decision this reversal confirms, if any.
+    pub decision: Option<DecisionRef>,
 }
 
 pub use crate::ledger::Portions;
@@ -173,6 +197,8 @@ pub struct PortionChange {
     pub payment_id: Uuid,
     pub before: Portions,
     pub after: Portions,
+    /// Whether it is a recovery (booked whole, whatever its portions).
+    pub recovery: bool,
 }
 
 /// Which event was applied.
@@ -181,6 +207,7 @@ pub enum AppliedKind {
     Approved,
     PaymentRecorded,
     PaymentReversed,
+    WrittenOff,
 }
 
 /// What an event did to a loan.
@@ -201,6 +228,39 @@ pub struct Applied {
     pub fees: Vec<FeeChange>,
 }
 
+/// Whether `reversed` may be reversed now: not already; not a payment
+/// recorded before the loan was written off (what the write-off booked
+/// never moves); not one a settlement followed (reverse that first).
+pub fn check_reversal(
+    loan: &loan::Model,
+    reversed: &payment::Model,
+    history: &History,
+) -> Result<(), ServicingError> {
+    if reversed.status == crate::db::entities::PaymentStatus::Reversed {
+        return Err(ServicingError::AlreadyReversed);
+    }
+    if loan.status == LoanStatus::WrittenOff && !is_recovery(reversed) {
+        return Err(ServicingError::RecordedBeforeWriteOff);
+    }
+    if history
+        .settlement()
+        .is_some_and(|settlement| settlement.id != reversed.id)
+    {
+        return Err(ServicingError::SettledAfter);
+    }
+    Ok(())
+}
+
+/// Whether `payment` is a recovery (its money booked whole to
+/// recoveries): recorded while its loan was written off. Nothing leaves
+/// `WRITTEN_OFF`, and the status a payment left its loan in is written
+/// when it is recorded, under the loan's lock, so this is the order in
+/// which the write-off and the payment really happened, not a comparison
+/// of clocks.
+pub fn is_recovery(payment: &payment::Model) -> bool {
+    payment.loan_status_after == LoanStatus::WrittenOff
+}
+
 /// Why a change was refused, or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServicingError {
@@ -219,6 +279,16 @@ pub enum ServicingError {
     ValueDate(ValueDateRefusal),
     #[error("the payment is already reversed")]
     AlreadyReversed,
+    /// Only an OVERDUE loan can be written off.
+    #[error("the loan is {}, not OVERDUE", status.as_str())]
+    NotOverdue { status: LoanStatus },
+    /// A written-off loan takes payments only to its next installments.
+    #[error("a written-off loan takes no prepayment")]
+    ExcessOnWrittenOff,
+    /// A payment recorded before a write-off cannot be reversed: what the
+    /// write-off booked never moves.
+    #[error("the payment was recorded before the loan was written off")]
+    RecordedBeforeWriteOff,
     #[error("the loan was settled after this payment")]
     SettledAfter,
     #[error("without this payment the later ones would exceed what the loan owes")]
@@ -250,6 +320,9 @@ pub enum ValueDateRefusal {
     BeforeTheLoan { earliest: NaiveDate },
     #[error("the books are closed through {through}")]
     InClosedPeriod { through: NaiveDate },
+    /// Nothing before a write-off can be replayed any more.
+    #[error("the loan was written off on {on}")]
+    BeforeWriteOff { on: NaiveDate },
 }
 
 /// Why a payment's amount is refused.
@@ -304,36 +377,13 @@ impl Applied {
     /// portions it moved.
     pub fn money_events(&self, today: NaiveDate) -> Vec<MoneyEvent> {
         let own = self.payment.as_ref().map(|payment| payment.id);
-        let mut events = Vec::new();
-        match (self.kind, &self.payment) {
-            (AppliedKind::Approved, _) => events.push(MoneyEvent::Disbursed {
-                loan_id: self.loan.id,
-                principal: Money::from_minor(self.loan.principal_minor),
-                on: today,
-            }),
-            (AppliedKind::PaymentRecorded, Some(payment)) => events.push(MoneyEvent::Repaid {
-                loan_id: self.loan.id,
-                payment_id: payment.id,
-                amount: Money::from_minor(payment.amount_minor),
-                portions: self
-                    .portions_of(payment.id)
-                    .map_or_else(Portions::default, |c| c.after),
-                value_date: payment.value_date,
-            }),
-            (AppliedKind::PaymentReversed, Some(payment)) => events.push(MoneyEvent::Reversed {
-                loan_id: self.loan.id,
-                payment_id: payment.id,
-                amount: Money::from_minor(payment.amount_minor),
-                portions: self
-                    .portions_of(payment.id)
-                    .map_or_else(Portions::default, |c| c.before),
-            }),
-            (_, None) => {}
-        }
+        let mut events: Vec<MoneyEvent> = self.own_money_event(today).into_iter().collect();
         events.extend(
             self.portions
                 .iter()
-                .filter(|change| Some(change.payment_id) != own)
+                // A recovery's entries are its whole amount, whatever its
+                // portions: moving them books nothing.
+                .filter(|change| Some(change.payment_id) != own && !change.recovery)
                 .map(|change| MoneyEvent::Moved {
                     loan_id: self.loan.id,
                     payment_id: change.payment_id,
@@ -342,6 +392,56 @@ impl Applied {
                 }),
         );
         events
+    }
+
+    /// The event's own money: the loan paid out or written off, the
+    /// payment recorded or reversed (a recovery on a written-off loan).
+    fn own_money_event(&self, today: NaiveDate) -> Option<MoneyEvent> {
+        let loan_id = self.loan.id;
+        Some(match (self.kind, &self.payment) {
+            (AppliedKind::Approved, _) => MoneyEvent::Disbursed {
+                loan_id,
+                principal: Money::from_minor(self.loan.principal_minor),
+                on: today,
+            },
+            (AppliedKind::WrittenOff, _) => MoneyEvent::WrittenOff {
+                loan_id,
+                principal: Money::from_minor(self.loan.principal_written_off_minor),
+            },
+            (AppliedKind::PaymentRecorded, Some(payment)) if is_recovery(payment) => {
+                MoneyEvent::Recovered {
+                    loan_id,
+                    payment_id: payment.id,
+                    amount: Money::from_minor(payment.amount_minor),
+                    value_date: payment.value_date,
+                }
+            }
+            (AppliedKind::PaymentReversed, Some(payment)) if is_recovery(payment) => {
+                MoneyEvent::RecoveryReversed {
+                    loan_id,
+                    payment_id: payment.id,
+                    amount: Money::from_minor(payment.amount_minor),
+                }
+            }
+            (AppliedKind::PaymentRecorded, Some(payment)) => MoneyEvent::Repaid {
+                loan_id,
+                payment_id: payment.id,
+                amount: Money::from_minor(payment.amount_minor),
+                portions: self
+                    .portions_of(payment.id)
+                    .map_or_else(Portions::default, |c| c.after),
+                value_date: payment.value_date,
+            },
+            (AppliedKind::PaymentReversed, Some(payment)) => MoneyEvent::Reversed {
+                loan_id,
+                payment_id: payment.id,
+                amount: Money::from_minor(payment.amount_minor),
+                portions: self
+                    .portions_of(payment.id)
+                    .map_or_else(Portions::default, |c| c.before),
+            },
+            (_, None) => return None,
+        })
     }
 
     fn portions_of(&self, payment_id: Uuid) -> Option<&PortionChange> {

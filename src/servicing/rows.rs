@@ -37,6 +37,7 @@ pub fn state_of(rows: &[installment::Model], terms: Option<LoanTerms>) -> Ledger
             .collect(),
         payments: Vec::new(),
         decided_before: None,
+        fees_until: terms.and_then(|terms| terms.fees_until),
         terms,
     }
 }
@@ -365,7 +366,12 @@ fn next_loan(
         next.installment_minor = terms.installment_amount.minor();
     }
     next.next_due_date = next_due_date;
-    let status = loan_status(next.totals().outstanding(), any_overdue);
+    // Nothing leaves WRITTEN_OFF, however much is paid.
+    let status = if loan.status == LoanStatus::WrittenOff {
+        LoanStatus::WrittenOff
+    } else {
+        loan_status(next.totals().outstanding(), any_overdue)
+    };
     if status != loan.status {
         loan.status.transition(status)?;
     }
@@ -461,6 +467,11 @@ mod tests {
             updated_at: at(approved),
             principal_paid_minor: 0,
             interest_paid_minor: 0,
+            written_off_at: None,
+            principal_written_off_minor: 0,
+            paid_before_write_off_minor: 0,
+            interest_paid_before_write_off_minor: 0,
+            penalties_paid_before_write_off_minor: 0,
         }
     }
 

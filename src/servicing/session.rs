@@ -130,6 +130,7 @@ impl LoanSession {
             Event::Approve(approval) => self.approve(approval, now)?,
             Event::Pay(order) => self.pay(transaction, order, now).await?,
             Event::Reverse(reversal) => self.reverse(transaction, reversal, now).await?,
+            Event::WriteOff(write_off) => self.write_off(write_off, now)?,
         };
         let EventOutcome {
             kind,
@@ -336,6 +337,7 @@ impl LoanSession {
             planned.total_payable(),
             first_due_date,
             approval.approver,
+            approval.decision,
         );
         announcements.extend(announce::of_reconciliation(
             &reconciliation,
@@ -451,6 +453,7 @@ impl LoanSession {
             payment_id: payment.id,
             before: Portions::default(),
             after: Portions::from(&split),
+            recovery: self.loan.status == LoanStatus::WrittenOff,
         });
         let mut announcements = Announcements::default();
         if order.excess == ExcessPolicy::Settlement {
@@ -487,13 +490,24 @@ impl LoanSession {
         if !policy::may_see(order.payer, self.loan.user_id) {
             return Err(ServicingError::LoanNotFound);
         }
-        if !self.loan.status.is_active() {
+        let written_off = self.loan.status == LoanStatus::WrittenOff;
+        if !self.loan.status.is_active() && !written_off
+            || (written_off && order.excess == ExcessPolicy::Settlement)
+        {
             return Err(ServicingError::NotActive {
                 status: self.loan.status,
             });
         }
+        if written_off && order.excess != ExcessPolicy::NextInstallments {
+            return Err(ServicingError::ExcessOnWrittenOff);
+        }
         let today = self.today;
         let value_date = order.value_date.unwrap_or(today);
+        if let Some(on) = self.written_off_on().filter(|on| value_date < *on) {
+            return Err(ServicingError::ValueDate(
+                ValueDateRefusal::BeforeWriteOff { on },
+            ));
+        }
         if value_date > today {
             return Err(ServicingError::ValueDate(ValueDateRefusal::AfterToday {
                 today,
@@ -505,6 +519,18 @@ impl LoanSession {
             }));
         }
         Ok(value_date)
+    }
+
+    /// The day the loan was written off, if it was.
+    fn written_off_on(&self) -> Option<chrono::NaiveDate> {
+        load::written_off_on(&self.loan, self.timezone)
+    }
+
+    /// `state` deciding no late fee from the write-off on: a written-off
+    /// loan gets no more fees.
+    fn with_fee_stop(&self, mut state: LedgerState) -> LedgerState {
+        state.fees_until = self.written_off_on();
+        state
     }
 
     /// The earliest value date a payment may have: the earlier of the
@@ -545,10 +571,11 @@ impl LoanSession {
             (open, None)
         } else {
             self.require_every_row()?;
-            let terms = load::current_terms(transaction, &self.loan).await?;
+            let terms = load::current_terms(transaction, &self.loan, self.timezone).await?;
             (self.rows.clone(), Some(terms))
         };
-        let state = rows::state_of(&rows, terms)
+        let state = self
+            .with_fee_stop(rows::state_of(&rows, terms))
             .append(posting, self.today, self.rule)
             .map_err(|error| self.refused(error, posting.id))?;
         let reconciliation =
@@ -623,7 +650,7 @@ impl LoanSession {
                 "a replay after another event in one transaction",
             ));
         }
-        Ok(History::load(transaction, &self.loan).await?)
+        Ok(History::load(transaction, &self.loan, self.timezone).await?)
     }
 
     /// The payments of `history` whose portions or allocations `state`
@@ -669,6 +696,7 @@ impl LoanSession {
                     payment_id: payment.id,
                     before,
                     after,
+                    recovery: super::is_recovery(payment),
                 });
             }
         }
@@ -764,6 +792,50 @@ fn payment_row(
 }
 
 // ---------------------------------------------------------------------------
+// Write-off
+// ---------------------------------------------------------------------------
+
+impl LoanSession {
+    /// An overdue loan, just brought up to date, written off: its unpaid
+    /// principal moved to losses. It stays owed (its installments keep
+    /// what was unpaid) and takes payments as recoveries, but gets no more
+    /// fees, and nothing before today can be replayed any more.
+    fn write_off(
+        &mut self,
+        write_off: super::WriteOff,
+        now: DateTime<Utc>,
+    ) -> Result<EventOutcome, ServicingError> {
+        self.require_every_row()?;
+        if self.loan.status != LoanStatus::Overdue {
+            return Err(ServicingError::NotOverdue {
+                status: self.loan.status,
+            });
+        }
+        self.loan.status.transition(LoanStatus::WrittenOff)?;
+        let unpaid = self
+            .rows
+            .iter()
+            .map(|row| row.figures().owed())
+            .fold(crate::ledger::Owed::default(), |total, owed| total + owed);
+        let mut loan = self.loan.clone();
+        loan.status = LoanStatus::WrittenOff;
+        loan.written_off_at = Some(now);
+        loan.principal_written_off_minor = unpaid.principal.minor();
+        loan.paid_before_write_off_minor = loan.total_paid_minor;
+        loan.interest_paid_before_write_off_minor = loan.interest_paid_minor;
+        loan.penalties_paid_before_write_off_minor = loan.penalties_paid_minor;
+        let announcements = announce::written_off(&loan, unpaid, &write_off);
+        Ok(EventOutcome {
+            kind: AppliedKind::WrittenOff,
+            reconciliation: Reconciliation::unchanged(&loan, self.rows.clone(), self.today),
+            payment: None,
+            portions: Vec::new(),
+            announcements,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Reversal
 // ---------------------------------------------------------------------------
 
@@ -818,16 +890,8 @@ impl LoanSession {
             .await?
             .filter(|payment| payment.loan_id == self.loan.id)
             .ok_or(ServicingError::PaymentNotFound)?;
-        if reversed.status == PaymentStatus::Reversed {
-            return Err(ServicingError::AlreadyReversed);
-        }
         let history = self.history(transaction).await?;
-        if history
-            .settlement()
-            .is_some_and(|settlement| settlement.id != reversed.id)
-        {
-            return Err(ServicingError::SettledAfter);
-        }
+        super::check_reversal(&self.loan, &reversed, &history)?;
         let mut postings = history.postings();
         postings.retain(|posting| posting.id != reversed.id);
         let state = replay(
@@ -857,11 +921,18 @@ impl LoanSession {
             payment_id: reversed.id,
             before: super::portions_of_row(&reversed),
             after: Portions::default(),
+            recovery: super::is_recovery(&reversed),
         });
         let reversed_by = reversal.reversed_by;
+        let decision = reversal.decision;
         let payment = self.mark_reversed(reversed, reversal, now);
         let mut announcements = announce::of_reconciliation(&reconciliation, Some(reversed_by));
-        announcements.extend(announce::reversed(&self.loan, &payment, reversed_by));
+        announcements.extend(announce::reversed(
+            &self.loan,
+            &payment,
+            reversed_by,
+            decision,
+        ));
         Ok(EventOutcome {
             kind: AppliedKind::PaymentReversed,
             reconciliation,
@@ -922,6 +993,11 @@ mod tests {
             updated_at: moment(),
             principal_paid_minor: 0,
             interest_paid_minor: 0,
+            written_off_at: None,
+            principal_written_off_minor: 0,
+            paid_before_write_off_minor: 0,
+            interest_paid_before_write_off_minor: 0,
+            penalties_paid_before_write_off_minor: 0,
         }
     }
 

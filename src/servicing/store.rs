@@ -106,7 +106,8 @@ fn push_loan(
         before.approved_by,
         before.approved_at,
     );
-    if !loan_changed(before, after) && !terms_changed {
+    let written_off = after.written_off_at != before.written_off_at;
+    if !loan_changed(before, after) && !terms_changed && !written_off {
         return Ok(());
     }
     let mut update = loan::ActiveModel {
@@ -124,6 +125,15 @@ fn push_loan(
         updated_at: Set(now),
         ..Default::default()
     };
+    if written_off {
+        update.written_off_at = Set(after.written_off_at);
+        update.principal_written_off_minor = Set(after.principal_written_off_minor);
+        update.paid_before_write_off_minor = Set(after.paid_before_write_off_minor);
+        update.interest_paid_before_write_off_minor =
+            Set(after.interest_paid_before_write_off_minor);
+        update.penalties_paid_before_write_off_minor =
+            Set(after.penalties_paid_before_write_off_minor);
+    }
     if terms_changed {
         update.annual_interest_rate = Set(after.annual_interest_rate.clone());
         update.first_due_date = Set(after.first_due_date);

@@ -24,7 +24,7 @@ pub async fn verify_books(
         .await?
         .ok_or(ServicingError::LoanNotFound)?;
     let rows = installments_of(connection, loan_id).await?;
-    let history = History::load(connection, &loan).await?;
+    let history = History::load(connection, &loan, context.timezone).await?;
     let today = context.today();
     let replayed = replay(
         &history.approved,
@@ -128,7 +128,12 @@ async fn journal_differences(
             .filter(|((_, account), _)| account == "1100")
             .map(|(_, net)| *net)
             .sum();
-        let unpaid = loan.principal_minor - loan.principal_paid_minor;
+        // Written off, nothing is receivable any more.
+        let unpaid = if loan.status == crate::db::entities::LoanStatus::WrittenOff {
+            0
+        } else {
+            loan.principal_minor - loan.principal_paid_minor
+        };
         if receivable != unpaid {
             differences.push(format!(
                 "loan: loans receivable {receivable} in the journal, unpaid principal {unpaid}"
@@ -215,21 +220,29 @@ fn payment_differences(
     let mut differences = Vec::new();
     for payment in payments {
         let posted = payment.status == PaymentStatus::Posted;
-        let wanted = (
-            if posted { payment.amount_minor } else { 0 },
-            payment.current_principal_minor,
-            payment.current_interest_minor,
-            payment.current_penalty_minor,
-        );
+        let cash = if posted { payment.amount_minor } else { 0 };
+        // A recovery is booked whole to recoveries, whatever its portions.
+        let wanted = if super::is_recovery(payment) {
+            (cash, 0, 0, 0, cash)
+        } else {
+            (
+                cash,
+                payment.current_principal_minor,
+                payment.current_interest_minor,
+                payment.current_penalty_minor,
+                0,
+            )
+        };
         let found = (
             net(Some(payment.id), "1000"),
             -net(Some(payment.id), "1100"),
             -net(Some(payment.id), "4000"),
             -net(Some(payment.id), "4100"),
+            -net(Some(payment.id), "4200"),
         );
         if found != wanted {
             differences.push(format!(
-                "payment {}: journal books (cash, principal, interest, fees) {found:?}, portions {wanted:?}",
+                "payment {}: journal books (cash, principal, interest, fees, recoveries) {found:?}, portions {wanted:?}",
                 payment.id
             ));
         }

@@ -6,6 +6,7 @@ mod auth;
 mod backup;
 mod books;
 mod connections;
+mod decisions;
 mod exact_money;
 mod http;
 mod jobs;

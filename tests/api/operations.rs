@@ -298,6 +298,7 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
                     "_depth",
                     "_minor",
                     "_by_bucket",
+                    "_written_off",
                 ]
                 .iter()
                 .any(|suffix| metric.ends_with(suffix));
@@ -309,7 +310,12 @@ fn the_dashboard_only_charts_metrics_the_service_exports() {
     }
     assert!(charted.len() > 10, "{charted:?}");
     // The delinquency row.
-    for metric in ["loans_by_bucket", "principal_outstanding_minor"] {
+    for metric in [
+        "loans_by_bucket",
+        "principal_outstanding_minor",
+        "loans_written_off",
+        "principal_written_off_minor",
+    ] {
         assert!(
             charted.iter().any(|m| m == metric),
             "{metric} is not charted"

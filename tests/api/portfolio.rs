@@ -192,12 +192,14 @@ async fn every_bucket_boundary_and_the_portfolio_it_makes() {
     let book = report(&app, &manager).await;
     assert_eq!(
         book["loansByStatus"],
-        json!({ "PENDING": 1, "APPROVED": 1, "OVERDUE": 7, "PAID": 1, "REJECTED": 1, "CANCELLED": 1 })
+        json!({ "PENDING": 1, "APPROVED": 1, "OVERDUE": 7, "PAID": 1, "REJECTED": 1, "CANCELLED": 1, "WRITTEN_OFF": 0 })
     );
     assert_eq!(book["asOf"], "2026-01-15");
     assert_eq!(book["currency"], "USD");
     assert_eq!(book["principalDisbursed"], "8500.00");
     assert_eq!(book["principalOutstanding"], "8000.00");
+    assert_eq!(book["principalWrittenOff"], "0.00");
+    assert_eq!(book["recoveries"], "0.00");
     assert_eq!(book["interestCollected"], "5.00");
     assert_eq!(book["penaltiesCollected"], "0.00");
     assert_eq!(
@@ -374,6 +376,17 @@ async fn the_delinquency_gauges_are_exported_after_overdue_check() {
                 scrape.text
             );
         }
+    }
+    // Written-off loans are in no bucket; their gauges stand beside.
+    for gauge in ["loans_written_off", "principal_written_off_minor"] {
+        assert!(
+            scrape
+                .text
+                .lines()
+                .any(|line| line.starts_with(&format!("{gauge} "))),
+            "{gauge} in\n{}",
+            scrape.text
+        );
     }
 }
 

@@ -1191,7 +1191,7 @@ async fn racing_payments_a_backdated_payment_a_reversal_and_the_job_keep_the_boo
 }
 
 /// A UUID as a SQL literal of the backend under test.
-fn uuid_literal(id: Uuid) -> String {
+pub(crate) fn uuid_literal(id: Uuid) -> String {
     if crate::support::postgres_configured() {
         format!("'{id}'")
     } else {

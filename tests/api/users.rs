@@ -380,6 +380,11 @@ async fn a_write_referring_to_a_vanished_row_is_a_conflict() {
         paid_off_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        written_off_at: Set(None),
+        principal_written_off_minor: Set(0),
+        paid_before_write_off_minor: Set(0),
+        interest_paid_before_write_off_minor: Set(0),
+        penalties_paid_before_write_off_minor: Set(0),
     };
     let error = loan::Entity::insert(orphan)
         .exec_without_returning(&app.state.db.write)

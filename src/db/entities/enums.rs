@@ -2,5 +2,6 @@
 //! [`crate::enums`].
 
 pub use crate::enums::{
-    EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+    DecisionAction, DecisionStatus, EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus,
+    NotificationKind, PaymentStatus, Role,
 };

@@ -63,3 +63,20 @@ pub fn overdue_on(as_of: Date) -> sea_orm::Condition {
         .add(not_fully_paid())
         .add(Column::DueDate.lt(as_of))
 }
+
+/// Installments of loans that are not written off: a written-off loan's
+/// unpaid installments stay owed but are no longer collected (no overdue
+/// list, no late fees). The few written-off loans come from
+/// `loans_status_idx`.
+pub fn of_loans_still_collected() -> sea_orm::Condition {
+    use sea_orm::sea_query::Query;
+    sea_orm::Condition::all().add(
+        Column::LoanId.not_in_subquery(
+            Query::select()
+                .column(super::loan::Column::Id)
+                .from(super::loan::Entity)
+                .and_where(super::loan::Column::Status.eq(super::LoanStatus::WrittenOff))
+                .to_owned(),
+        ),
+    )
+}

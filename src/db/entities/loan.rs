@@ -35,6 +35,15 @@ pub struct Model {
     pub principal_paid_minor: i64,
     /// Interest its posted payments paid.
     pub interest_paid_minor: i64,
+    /// When it was written off (`None` for a loan that never was).
+    pub written_off_at: Option<DateTimeUtc>,
+    /// Its unpaid principal then.
+    pub principal_written_off_minor: i64,
+    /// What its payments had paid then, in all, of interest and of late
+    /// fees (the portfolio counts what came later as recoveries).
+    pub paid_before_write_off_minor: i64,
+    pub interest_paid_before_write_off_minor: i64,
+    pub penalties_paid_before_write_off_minor: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

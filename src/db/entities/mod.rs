@@ -6,6 +6,7 @@ pub mod approved_installment;
 pub mod audit_log;
 pub mod audit_log_archive;
 pub mod books;
+pub mod decision;
 pub mod idempotency_key;
 pub mod installment;
 pub mod job_run;
@@ -22,5 +23,6 @@ pub mod user;
 
 mod enums;
 pub use enums::{
-    EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus, NotificationKind, PaymentStatus, Role,
+    DecisionAction, DecisionStatus, EntryKind, ExcessPolicy, InstallmentStatus, LoanStatus,
+    NotificationKind, PaymentStatus, Role,
 };

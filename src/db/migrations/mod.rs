@@ -10,6 +10,7 @@ mod m20261129_000001_installment_identity;
 mod m20261130_000001_delinquency;
 mod m20261201_000001_leaner_write_indexes;
 mod m20261207_000001_journal;
+mod m20261208_000001_decisions_and_write_off;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_delinquency::Migration),
             Box::new(m20261201_000001_leaner_write_indexes::Migration),
             Box::new(m20261207_000001_journal::Migration),
+            Box::new(m20261208_000001_decisions_and_write_off::Migration),
         ]
     }
 }
