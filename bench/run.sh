@@ -237,6 +237,16 @@ if [ "$BOOKS" = "t" ]; then
     echo "journal CSV of a year: $(wc -l < bench/out/journal.csv) lines, $(du -m bench/out/journal.csv | cut -f1) MB in $seconds s; service RSS $before MB before, at most $most MB while streaming" | tee -a "$RESULTS"
 fi
 
+# Four eyes: the queue of pending decisions, 100 among 100 000, one page
+# of 100, one staff member at a time (the latency is the figure).
+if [ "$($PG -d $DB -tAc "SELECT to_regclass('decisions') IS NOT NULL")" = "t" ]; then
+    $PG -d $DB -f bench/seed_decisions.sql
+    echo "== decisions: $($PG -d $DB -tAc "SELECT COUNT(*) FROM decisions"), $($PG -d $DB -tAc "SELECT COUNT(*) FROM decisions WHERE status = 'PENDING'") pending"
+    run_wrk pending_decisions 1 >/dev/null
+    read -r rps p50 p99 errors _ <<<"$(run_wrk pending_decisions 1)"
+    row "GET /decisions?status=PENDING&limit=100 (100 of 100 000)" 1 "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
+fi
+
 # The embedded default: the same binary on a SQLite file, no Redis, seeded
 # through its API, against a bare sqlx loop sending the same statements on
 # a pool of the same shape (examples/sqlite_payment_limit.rs).
