@@ -247,6 +247,24 @@ if [ "$($PG -d $DB -tAc "SELECT to_regclass('decisions') IS NOT NULL")" = "t" ];
     row "GET /decisions?status=PENDING&limit=100 (100 of 100 000)" 1 "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
 fi
 
+# The staff console (a binary that serves one): a loan page of a
+# 360-installment loan with 360 payments, and the loans page, one staff
+# member at a time and at each concurrency.
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/console")" = "200" ]; then
+    python3 bench/console_seed.py "$BASE" benchadmin 'bench admin password'
+    for page in console_loan console_loans; do
+        run_wrk "$page" 1 >/dev/null
+        for c in 1 $CONCURRENCIES; do
+            read -r rps p50 p99 errors _ <<<"$(run_wrk "$page" "$c")"
+            case $page in
+                console_loan) label="GET /console/loans/{id} (360 installments, 360 payments)" ;;
+                console_loans) label="GET /console/loans (newest 20 of 50 000)" ;;
+            esac
+            row "$label" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"
+        done
+    done
+fi
+
 # The embedded default: the same binary on a SQLite file, no Redis, seeded
 # through its API, against a bare sqlx loop sending the same statements on
 # a pool of the same shape (examples/sqlite_payment_limit.rs).

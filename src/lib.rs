@@ -12,6 +12,7 @@ pub mod cache;
 pub mod calendar;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod decisions;
 pub mod enums;

@@ -83,8 +83,10 @@ pub fn router(state: AppState) -> Router {
     let hsts = config
         .hsts_max_age_secs
         .and_then(|age| HeaderValue::from_str(&format!("max-age={age}; includeSubDomains")).ok());
+    let console = crate::console::router(console_api(api.clone(), &state));
     let mut app = api
         .merge(docs::router(Arc::new(document_json)))
+        .merge(console)
         .route("/metrics", axum::routing::get(metrics))
         .fallback(|| async { AppError::NotFound("Resource") })
         .layer(
@@ -120,6 +122,22 @@ pub fn router(state: AppState) -> Router {
             )),
     )
     .with_state(state)
+}
+
+/// The API as the console calls it, in process: the same routes and the
+/// same problem details, without what guards the network edge (admission
+/// and rate limits already counted the console's own request).
+fn console_api(api: Router<AppState>, state: &AppState) -> Router {
+    let mut console_api = api
+        .fallback(|| async { AppError::NotFound("Resource") })
+        .layer(axum::middleware::from_fn(middleware::problem_json_errors));
+    if state.config.database_read_url.is_some() {
+        console_api = console_api.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::remember_writes,
+        ));
+    }
+    console_api.with_state(state.clone())
 }
 
 /// What a worker process serves: health probes and metrics, no API.

@@ -14,6 +14,7 @@ use super::tokens::{hash_refresh_token, new_refresh_token};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::audit::{self, AuditAction, AuditEntry, EntityType};
+use crate::auth::actor::Actor;
 use crate::db::entities::{Role, refresh_session, user};
 use crate::users::domain::{Email, NewPassword, UserError, Username};
 use crate::users::service::{self as users, NewUser, ProfileInput};
@@ -397,4 +398,41 @@ pub async fn ensure_admin(
     .await?;
     transaction.commit().await?;
     Ok(true)
+}
+
+/// Who holds a refresh token, while its session is live (not revoked,
+/// rotated or expired): how the console, whose cookie holds the token of
+/// its sign-in, knows who is asking. `None` for any other token.
+pub async fn session_holder(
+    connection: &impl ConnectionTrait,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SessionHolder>, sea_orm::DbErr> {
+    let Some(session) = refresh_session::Entity::find()
+        .filter(refresh_session::Column::TokenHash.eq(hash_refresh_token(token)))
+        .one(connection)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if session.revoked_at.is_some() || session.rotated_at.is_some() || session.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(user::Entity::find_by_id(session.user_id)
+        .one(connection)
+        .await?
+        .map(|user| SessionHolder {
+            actor: Actor {
+                id: user.id,
+                role: user.role,
+            },
+            username: user.username,
+        }))
+}
+
+/// The user behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionHolder {
+    pub actor: Actor,
+    pub username: String,
 }

@@ -1,6 +1,7 @@
 //! Access tokens (JWT, HS256) and refresh tokens (opaque, stored hashed).
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +35,9 @@ pub struct TokenKeys {
     /// rest of a cached read; a hit needs the very same token text, so it
     /// proves the same signature. Expiry is still checked on every use.
     verified: moka::sync::Cache<String, AccessClaims>,
+    /// Signs the console's form tokens: derived from the same secret, so
+    /// no second secret to configure, but never usable as a JWT key.
+    form_key: [u8; 32],
     pub access_ttl: std::time::Duration,
     pub refresh_ttl: std::time::Duration,
 }
@@ -60,6 +64,11 @@ impl TokenKeys {
         refresh_ttl: std::time::Duration,
     ) -> TokenKeys {
         let secret = secret.expose_secret().as_bytes();
+        let form_key = Sha256::new()
+            .chain_update(b"loan-tracker console forms\0")
+            .chain_update(secret)
+            .finalize()
+            .into();
         // Only HS256 is accepted; `none` and every other algorithm fail.
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is checked against the service clock below, not the
@@ -74,6 +83,7 @@ impl TokenKeys {
                 .max_capacity(VERIFIED_TOKENS_KEPT)
                 .time_to_live(access_ttl)
                 .build(),
+            form_key,
             access_ttl,
             refresh_ttl,
         }
@@ -124,6 +134,31 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    /// A token for a form that proves it was served by this service for
+    /// `value` (a session, or a sign-in nonce): HMAC-SHA256 over the
+    /// purpose and the value, in hex.
+    pub fn form_token(&self, purpose: &str, value: &str) -> String {
+        hex::encode(self.form_mac(purpose, value).finalize().into_bytes())
+    }
+
+    /// Whether `token` is the form token of `purpose` and `value`, compared
+    /// in constant time.
+    pub fn form_token_matches(&self, purpose: &str, value: &str, token: &str) -> bool {
+        hex::decode(token)
+            .is_ok_and(|bytes| self.form_mac(purpose, value).verify_slice(&bytes).is_ok())
+    }
+
+    fn form_mac(&self, purpose: &str, value: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.form_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        mac
+    }
+}
+
 /// A new refresh token and the hash under which it is stored. Only the
 /// client ever holds the token itself.
 pub fn new_refresh_token() -> (String, String) {
@@ -149,6 +184,20 @@ mod tests {
             Duration::from_secs(900),
             Duration::from_secs(3600),
         )
+    }
+
+    #[test]
+    fn form_tokens_match_only_their_purpose_value_and_secret() {
+        let signer = keys("0123456789abcdef0123456789abcdef");
+        let token = signer.form_token("session", "abc");
+        assert_eq!(token.len(), 64);
+        assert!(signer.form_token_matches("session", "abc", &token));
+        assert!(!signer.form_token_matches("session", "abd", &token));
+        assert!(!signer.form_token_matches("sign-in", "abc", &token));
+        assert!(!signer.form_token_matches("session", "abc", &token[..62]));
+        assert!(!signer.form_token_matches("session", "abc", "not hex"));
+        let other = keys("fedcba9876543210fedcba9876543210");
+        assert!(!other.form_token_matches("session", "abc", &token));
     }
 
     #[test]

@@ -43,6 +43,24 @@ pub fn client_ip_of(
     )
 }
 
+/// Whether the client reached the service over HTTPS: the service itself
+/// speaks plain HTTP, so only a trusted proxy in front of it can say so,
+/// with `X-Forwarded-Proto: https` (its first value: the client's side).
+pub fn is_https(parts: &Parts, trusted_proxies: &[IpRange]) -> bool {
+    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+        return false;
+    };
+    trusted_proxies
+        .iter()
+        .any(|range| range.contains(&peer.ip()))
+        && parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +87,28 @@ mod tests {
         assert_eq!(client_ip(&proxied, &proxies), "198.51.100.7".parse().ok());
         let bare = parts("10.0.0.1:5000", None);
         assert_eq!(client_ip(&bare, &proxies), Some(proxy));
+    }
+
+    #[test]
+    fn https_is_believed_only_from_trusted_proxies() {
+        let proxies: [IpRange; 1] = ["10.0.0.0/24".parse().expect("range")];
+        let with_proto = |peer: &str, proto: &str| {
+            let mut parts = parts(peer, None);
+            parts
+                .headers
+                .insert("x-forwarded-proto", proto.parse().expect("header"));
+            parts
+        };
+        assert!(is_https(&with_proto("10.0.0.1:5000", "https"), &proxies));
+        assert!(is_https(
+            &with_proto("10.0.0.1:5000", "HTTPS, http"),
+            &proxies
+        ));
+        assert!(!is_https(&with_proto("10.0.0.1:5000", "http"), &proxies));
+        assert!(!is_https(
+            &with_proto("203.0.113.9:5000", "https"),
+            &proxies
+        ));
+        assert!(!is_https(&parts("10.0.0.1:5000", None), &proxies));
     }
 }

@@ -70,14 +70,17 @@ pub async fn problem_json_errors(request: Request, next: Next) -> Response {
     replacement
 }
 
-/// Bodies our handlers chose to send (problem details, or a JSON report
-/// such as the readiness probe's) are kept as they are.
+/// Bodies our handlers chose to send (problem details, a JSON report such
+/// as the readiness probe's, or a console page telling a person what went
+/// wrong) are kept as they are.
 fn is_problem(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
-            value.starts_with(PROBLEM_CONTENT_TYPE) || value.starts_with("application/json")
+            value.starts_with(PROBLEM_CONTENT_TYPE)
+                || value.starts_with("application/json")
+                || value.starts_with("text/html")
         })
 }
 
@@ -87,6 +90,11 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
+/// The console's pages load their one stylesheet and post forms to the
+/// service, and nothing else: no script at all, not even the service's own.
+const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// Sets the security headers; `hsts` is the `Strict-Transport-Security`
 /// value when configured (the service must then be reached over HTTPS).
 pub async fn security_headers(
@@ -94,7 +102,15 @@ pub async fn security_headers(
     request: Request,
     next: Next,
 ) -> Response<Body> {
-    let is_docs = request.uri().path().starts_with("/docs");
+    let path = request.uri().path();
+    let is_docs = path.starts_with("/docs");
+    let csp = if is_docs {
+        DOCS_CSP
+    } else if path == "/console" || path.starts_with("/console/") {
+        CONSOLE_CSP
+    } else {
+        API_CSP
+    };
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if let Some(hsts) = hsts {
@@ -111,7 +127,7 @@ pub async fn security_headers(
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
+        HeaderValue::from_static(csp),
     );
     if !is_docs {
         // Responses carry tokens and personal data: never cache them.
@@ -285,6 +301,13 @@ pub async fn remember_writes(
     } else {
         crate::http::extract::verified_claims(request.extensions(), request.headers(), &state)
             .map(|claims| claims.sub)
+            // The console's calls carry their actor instead of a token.
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<crate::auth::actor::Actor>()
+                    .map(|actor| actor.id)
+            })
     };
     let response = next.run(request).await;
     if let Some(user) = writer

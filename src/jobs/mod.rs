@@ -239,3 +239,17 @@ async fn execute(
 fn finished_at(state: &AppState) -> DateTime<Utc> {
     state.now()
 }
+
+/// The latest `limit` runs, newest first (the console's job page).
+pub async fn recent_runs(
+    connection: &impl sea_orm::ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<job_run::Model>, sea_orm::DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    job_run::Entity::find()
+        .order_by_desc(job_run::Column::StartedAt)
+        .order_by_desc(job_run::Column::Id)
+        .limit(limit)
+        .all(connection)
+        .await
+}

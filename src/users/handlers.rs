@@ -38,17 +38,21 @@ async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<UserV
     Ok(Json(service::user_view(state.db.fresh(), actor.id).await?))
 }
 
-/// Role to filter the user list by.
+/// What to filter the user list by.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct RoleFilter {
+struct UserFilter {
     role: Option<Role>,
+    /// Only the user with this email (compared as registration stores it:
+    /// trimmed, lower case).
+    #[param(format = "email")]
+    email: Option<String>,
 }
 
 /// Every user, newest first (ADMIN, MANAGER).
 #[utoipa::path(get, path = "/users", tag = "users",
     security(("bearerAuth" = [])),
-    params(RoleFilter, PageParams),
+    params(UserFilter, PageParams),
     responses((status = 200, description = "A page of users", body = Page<UserView>)))]
 async fn list_users(
     State(state): State<AppState>,
@@ -58,10 +62,12 @@ async fn list_users(
     let mut validator = Validator::new();
     let page = PageRequest::from_query(&query, &mut validator);
     let after = page.after_id(&mut validator);
-    let RoleFilter { role } = query.parse_into(&mut validator);
+    let UserFilter { role, email } = query.parse_into(&mut validator);
+    let email = email.and_then(|email| validator.check("email", domain::Email::parse(email)));
     validator.finish(|| Some(()))?;
+    let filter = service::UserFilter { role, email };
     Ok(Json(
-        service::list_users(&state, permit, role, &page, after).await?,
+        service::list_users(&state, permit, filter, &page, after).await?,
     ))
 }
 

@@ -147,12 +147,19 @@ pub async fn user_view(
     Ok(UserView::new(user, profile))
 }
 
-/// Users newest first, optionally of one role. Profiles come in one
-/// query for the whole page.
+/// Which users a list holds.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub email: Option<Email>,
+}
+
+/// Users newest first, optionally of one role or with one email. Profiles
+/// come in one query for the whole page.
 pub async fn list_users(
     state: &AppState,
     permit: Permit<ReadAllUsers>,
-    role: Option<Role>,
+    UserFilter { role, email }: UserFilter,
     page: &PageRequest,
     after: Option<Uuid>,
 ) -> Result<Page<UserView>, UserError> {
@@ -162,6 +169,9 @@ pub async fn list_users(
         .limit(page.fetch_limit());
     if let Some(role) = role {
         query = query.filter(user::Column::Role.eq(role));
+    }
+    if let Some(email) = email {
+        query = query.filter(user::Column::Email.eq(email.as_str()));
     }
     if let Some(after) = after {
         query = query.filter(user::Column::Id.lt(after));

@@ -1,49 +1,12 @@
 //! The server loop against slow, stalled and odd clients, over real TCP:
 //! raw sockets send exactly the bytes a misbehaving client would.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use loan_tracker::server::{ConnectionLimits, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::TestApp;
-
-/// A served instance of `app` on a free loopback port, stopped by
-/// `stop`; `finished` completes when the server loop has returned.
-struct Served {
-    address: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    finished: tokio::task::JoinHandle<()>,
-}
-
-async fn serve_app(app: &TestApp) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = loan_tracker::router::router(app.state.clone());
-    let limits = ConnectionLimits::from_config(&app.state.config);
-    let finished = tokio::spawn(async move {
-        serve(
-            listener,
-            router,
-            limits,
-            async {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(30),
-        )
-        .await;
-    });
-    Served {
-        address,
-        stop: Some(stop),
-        finished,
-    }
-}
+use crate::support::{Served, TestApp, serve_app};
 
 impl Served {
     async fn connect(&self) -> TcpStream {

@@ -777,6 +777,43 @@ pub async fn send_to(router: &Router, mut request: Request<Body>) -> TestRespons
     }
 }
 
+/// A served instance of `app` on a free loopback port, stopped by
+/// `stop`; `finished` completes when the server loop has returned.
+/// A served instance of an app on a free loopback port, stopped by
+/// `stop`; `finished` completes when the server loop has returned.
+pub struct Served {
+    pub address: SocketAddr,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub finished: tokio::task::JoinHandle<()>,
+}
+
+pub async fn serve_app(app: &TestApp) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = loan_tracker::router::router(app.state.clone());
+    let limits = loan_tracker::server::ConnectionLimits::from_config(&app.state.config);
+    let finished = tokio::spawn(async move {
+        loan_tracker::server::serve(
+            listener,
+            router,
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    });
+    Served {
+        address,
+        stop: Some(stop),
+        finished,
+    }
+}
+
 /// Polls `condition` every 50 ms until it holds or `limit` passes; for
 /// waiting on another process or a background task, never on time itself.
 pub async fn eventually(
@@ -877,6 +914,8 @@ pub enum Needs {
     Redis,
     /// The `nginx` binary.
     Nginx,
+    /// Chromium and `chromedriver` (Debian's `chromium`, `chromium-driver`).
+    Browser,
 }
 
 impl Needs {
@@ -885,6 +924,7 @@ impl Needs {
             Needs::Postgres => "postgres",
             Needs::Redis => "redis",
             Needs::Nginx => "nginx",
+            Needs::Browser => "browser",
         }
     }
 }
