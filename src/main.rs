@@ -70,6 +70,14 @@ enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// Replay every active loan once through the servicing rules of this
+    /// version (the upgrade notes say when): fees charged or waived as the
+    /// rules decide, each audited. Prints what changed, as JSON.
+    Replay {
+        /// Every APPROVED and OVERDUE loan (required: the whole book).
+        #[arg(long)]
+        all: bool,
+    },
     /// Create an ADMIN account (password from ADMIN_PASSWORD, else prompted).
     CreateAdmin {
         #[arg(long)]
@@ -163,15 +171,16 @@ fn print_openapi(config: &Config) -> ExitCode {
 fn main() -> ExitCode {
     release_freed_memory_promptly();
     let cli = Cli::parse();
-    if let Some(Command::Healthcheck) = cli.command {
-        return healthcheck();
-    }
-    // A missing .env is normal; a malformed one is not.
+    // A missing .env is normal; a malformed one is not. The health check
+    // reads it too, so that it probes the port the service listens on.
     if let Err(error) = dotenvy::dotenv()
         && !error.not_found()
     {
         eprintln!("error: cannot read .env: {error}");
         return ExitCode::from(2);
+    }
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck();
     }
     let config = match Config::from_environment() {
         Ok(config) => config,
@@ -180,6 +189,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The mail settings are checked now, like every other variable, not
+    // when the worker first sends (no connection is made here).
+    if let Err(error) = loan_tracker::notifications::email::Mailer::from_config(&config) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let command = cli.command.unwrap_or(Command::Serve { no_worker: false });
     if let Command::Openapi = command {
         return print_openapi(&config);
@@ -247,6 +262,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CreateAdmin { email, username } => create_admin(config, email, username).await,
+        Command::Replay { all } => replay(config, all).await,
         Command::Openapi | Command::Healthcheck => Ok(()),
     }
 }
@@ -288,6 +304,20 @@ async fn run_job(config: Config, name: &str, as_of: Option<&str>) -> anyhow::Res
     };
     let report = loan_tracker::jobs::run(&state, job, as_of, Trigger::Cli, None).await?;
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `replay --all`.
+async fn replay(config: Config, all: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(all, "say --all: the replay is of the whole book");
+    let state = startup::build_state(config, startup::system_clock()).await?;
+    let report = loan_tracker::jobs::replay::replay_active_loans(&state).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    anyhow::ensure!(
+        report.failed.is_empty(),
+        "{} loans could not be replayed and were left as they were",
+        report.failed.len()
+    );
     Ok(())
 }
 

@@ -12,15 +12,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::config::Config;
 
-use crate::http::error::{self, AppError, FieldError, Problem};
-use crate::http::{BODY_LIMIT_BYTES, docs, format, health, middleware};
+use crate::http::error::{AppError, FieldError, Problem};
+use crate::http::{BODY_LIMIT_BYTES, docs, health, middleware, openapi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,20 +62,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document exactly as `GET /openapi.json` serves it with
 /// this configuration.
-pub fn openapi_document(config: &Config) -> utoipa::openapi::OpenApi {
-    let (_, mut document) = api_routes().split_for_parts();
-    complete_document(&mut document, config);
-    document
+pub fn openapi_document(config: &Config) -> serde_json::Value {
+    let (_, document) = api_routes().split_for_parts();
+    openapi::complete(document, config)
 }
 
 /// The whole application: routes, docs and middleware.
 pub fn router(state: AppState) -> Router {
-    let (api, mut document) = api_routes().split_for_parts();
-    complete_document(&mut document, &state.config);
-    let document_json = serde_json::to_string(&document).unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot serialise the OpenAPI document");
-        "{}".to_owned()
-    });
+    let (api, document) = api_routes().split_for_parts();
+    let document_json = openapi::complete(document, &state.config).to_string();
     let config = Arc::clone(&state.config);
 
     let hsts = config
@@ -191,107 +184,16 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static(middleware::REQUEST_ID),
         ])
+        // What a browser client may read of an answer: the request id,
+        // when to retry, the rate limit's state, and whether a payment was
+        // an idempotent replay.
         .expose_headers([
             HeaderName::from_static(middleware::REQUEST_ID),
             axum::http::header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("idempotent-replayed"),
         ])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// Adds what every operation shares: the bearer security scheme, and the
-/// problem+json responses that middleware and extractors can produce; and
-/// what depends on the configuration: the bounds of amounts in requests.
-fn complete_document(document: &mut utoipa::openapi::OpenApi, config: &Config) {
-    let components = document.components.get_or_insert_with(Default::default);
-    components.schemas.insert(
-        "LoanAmountInput".to_owned(),
-        format::amount_input_schema(config.loan_min_amount, config.loan_max_amount),
-    );
-    components.schemas.insert(
-        "PaymentAmountInput".to_owned(),
-        format::amount_input_schema(crate::money::Money::from_minor(1), config.loan_max_amount),
-    );
-    components.add_security_scheme(
-        "bearerAuth",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .build(),
-        ),
-    );
-    for path_item in document.paths.paths.values_mut() {
-        let operations = [
-            path_item.get.as_mut(),
-            path_item.post.as_mut(),
-            path_item.put.as_mut(),
-            path_item.patch.as_mut(),
-            path_item.delete.as_mut(),
-        ];
-        for operation in operations.into_iter().flatten() {
-            add_problem_responses(operation);
-        }
-    }
-}
-
-/// The problem responses an operation can give besides its own: those of
-/// the body and query parsing, the token and role checks, the rate limit
-/// and the database being away.
-fn add_problem_responses(operation: &mut utoipa::openapi::path::Operation) {
-    use utoipa::openapi::path::ParameterIn;
-    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-    let has_body = operation.request_body.is_some();
-    let parameters = operation.parameters.as_deref().unwrap_or_default();
-    let has_parameters_in = |place: ParameterIn| {
-        parameters
-            .iter()
-            .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
-    };
-    let (has_path_params, has_query_params) = (
-        has_parameters_in(ParameterIn::Path),
-        has_parameters_in(ParameterIn::Query),
-    );
-    let responses = &mut operation.responses.responses;
-    let mut add = |status: &str, description: &str| {
-        responses
-            .entry(status.to_owned())
-            .or_insert_with(|| problem_response(description));
-    };
-    if has_body {
-        add(
-            "400",
-            "Malformed JSON, a non-JSON content type or unknown fields",
-        );
-        add("413", "Request body larger than 1 MiB");
-    }
-    if has_body || has_query_params {
-        add("422", "Invalid fields; `errors` names each one");
-    }
-    if secured {
-        add("401", "Missing, invalid or expired access token");
-    }
-    if secured && (has_path_params || has_query_params || has_body) {
-        add("403", "The caller's role does not allow this");
-    }
-    if has_path_params {
-        add("404", "No such record, or not one the caller may see");
-    }
-    add("429", "Rate limited; see Retry-After");
-    add("503", "Temporarily unavailable");
-    add("default", "An error, as problem details");
-}
-
-/// A problem+json response described as `description`.
-fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                error::PROBLEM_CONTENT_TYPE,
-                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                    "Problem",
-                )))),
-            )
-            .build(),
-    )
 }

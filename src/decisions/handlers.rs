@@ -125,7 +125,7 @@ async fn confirm(
 
 /// Rejects a pending decision (ADMIN, MANAGER, or the requester, who thus
 /// withdraws it). It stays on record as `REJECTED`.
-#[utoipa::path(post, path = "/decisions/{id}/reject", tag = "decisions",
+#[utoipa::path(post, path = "/decisions/{id}/reject", tag = "decisions", operation_id = "reject_decision",
     security(("bearerAuth" = [])),
     params(("id" = uuid::Uuid, Path, description = "Decision id")),
     request_body(content = ReasonBody, description = "Why the request is rejected (or withdrawn)"),

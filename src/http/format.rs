@@ -138,14 +138,15 @@ impl utoipa::PartialSchema for crate::money::Percent {
 impl utoipa::ToSchema for crate::money::Percent {}
 
 /// The schema of a decimal figure in a request: a string matching
-/// `pattern` or a JSON number within `minimum..=maximum` in steps of
-/// `step`.
+/// `pattern` or a JSON number within `minimum..=maximum`. The number's
+/// precision is said in `description`, not with `multipleOf`: validators
+/// check that in binary floating point, where 19.99 is no multiple of
+/// 0.01, and would refuse what the service accepts.
 fn decimal_input_schema(
     description: &str,
     pattern: &str,
     minimum: f64,
     maximum: f64,
-    step: f64,
 ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
     OneOfBuilder::new()
@@ -158,8 +159,7 @@ fn decimal_input_schema(
             ObjectBuilder::new()
                 .schema_type(Type::Number)
                 .minimum(Some(minimum))
-                .maximum(Some(maximum))
-                .multiple_of(Some(step)),
+                .maximum(Some(maximum)),
         )
         .description(Some(description))
         .into()
@@ -199,12 +199,11 @@ pub fn amount_input_schema(
 ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     decimal_input_schema(
         &format!(
-            "An amount from {min} to {max} with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50)."
+            "An amount from {min} to {max} with at most two decimals, as a string (\"1250.50\") or a JSON number (1250.50); a number with more decimals is refused (422) like such a string."
         ),
         &amount_pattern(min, max),
         min.approximate_major_units(),
         max.approximate_major_units(),
-        0.01,
     )
 }
 
@@ -324,11 +323,10 @@ pub struct RateInput;
 impl utoipa::PartialSchema for RateInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         decimal_input_schema(
-            "A percentage from 0 to 100 with at most four decimals, as a string (\"9.5\") or a JSON number.",
+            "A percentage from 0 to 100 with at most four decimals, as a string (\"9.5\") or a JSON number (9.5); a number with more decimals is refused (422) like such a string.",
             r"^([0-9]|[1-9][0-9])(\.[0-9]{1,4})?$|^100(\.0{1,4})?$",
             0.0,
             100.0,
-            0.0001,
         )
     }
 }

@@ -67,7 +67,8 @@ where
 }
 
 /// Like [`JsonBody`], but an empty body (with or without a content type)
-/// or a JSON `null` is `None`: for endpoints whose whole body is optional.
+/// is `None`: for endpoints whose whole body is optional. A body that is
+/// there must be an object, as the document says (`null` too is a `400`).
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -95,10 +96,6 @@ async fn read_optional_json<S: Send + Sync, T: DeserializeOwned>(
     }
     if !declared_json {
         return Err(not_json());
-    }
-    // A JSON `null` is the absent body, said explicitly.
-    if bytes.trim_ascii() == b"null" {
-        return Ok(None);
     }
     parse_json(&bytes).map(Some)
 }
@@ -177,7 +174,9 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 /// The body as `T`, and as the JSON object it is.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), AppError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
-        AppError::BadRequest(format!("Malformed JSON: {}.", without_position(&error)))
+        numbers_out_of_range(bytes, &error).unwrap_or_else(|| {
+            AppError::BadRequest(format!("Malformed JSON: {}.", without_position(&error)))
+        })
     })?;
     // serde would also read a struct from a JSON array; we want objects only.
     let Some(object) = value.as_object() else {
@@ -212,6 +211,27 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value
         AppError::BadRequest(detail)
     })?;
     Ok((body, value))
+}
+
+/// A number beyond what a float holds (`1e400`) is well-formed JSON with
+/// an invalid value: a `422` naming each field that holds one, like any
+/// other bad amount. `None` when `error` is about something else.
+fn numbers_out_of_range(bytes: &[u8], error: &serde_json::Error) -> Option<AppError> {
+    if !error.to_string().starts_with("number out of range") {
+        return None;
+    }
+    // Raw values are checked for form, not read as numbers.
+    let fields: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(bytes).ok()?;
+    let invalid: Vec<FieldError> = fields
+        .into_iter()
+        .filter(|(_, raw)| serde_json::from_str::<serde_json::Value>(raw.get()).is_err())
+        .map(|(field, _)| FieldError {
+            field,
+            message: "is a number out of range".to_owned(),
+        })
+        .collect();
+    (!invalid.is_empty()).then_some(AppError::Validation(invalid))
 }
 
 fn contains_nul(value: &serde_json::Value) -> bool {

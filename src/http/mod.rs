@@ -11,6 +11,7 @@ pub mod format;
 pub mod health;
 pub mod json;
 pub mod middleware;
+pub mod openapi;
 pub mod pagination;
 pub mod path;
 pub mod problems;

@@ -25,6 +25,7 @@ pub mod archive;
 pub mod handlers;
 pub mod overdue;
 pub mod reminders;
+pub mod replay;
 pub mod scheduler;
 
 /// Rows handled per batch (and per transaction).

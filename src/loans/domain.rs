@@ -5,6 +5,7 @@ use crate::loans::status::IllegalTransition;
 use crate::policy::Forbidden;
 use crate::schedule::MAX_TERM_MONTHS;
 use crate::servicing::ServicingError;
+use crate::users::domain::is_invisible;
 
 /// What an approver may set; the rest comes from the application.
 #[derive(Debug, Clone, Default)]
@@ -108,6 +109,15 @@ impl Reason {
         if raw.chars().count() > TEXT_MAX_CHARS || raw.trim().is_empty() {
             return Err("must be 1 to 500 characters, not all blank");
         }
+        // A reason is shown to borrowers and staff: an escape sequence or a
+        // right-to-left override could make it read as something else.
+        // Line breaks and tabs are text.
+        let hidden = |c: char| is_invisible(c) && !matches!(c, '\t' | '\n' | '\r');
+        if raw.chars().any(hidden) {
+            return Err(
+                "must not contain control or format characters (such as ESC or a right-to-left override)",
+            );
+        }
         Ok(Reason(raw.trim().to_owned()))
     }
 
@@ -123,6 +133,24 @@ impl Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_refuse_control_and_format_characters_but_keep_line_breaks() {
+        for hidden in [
+            "paid\u{1b}[2J",
+            "fraud\u{202e}gnirts",
+            "zero\u{200b}width",
+            "bell\u{7}",
+        ] {
+            assert!(Reason::parse(hidden).is_err(), "{hidden:?}");
+        }
+        let kept =
+            Reason::parse("  bounced cheque\nsecond line\twith a tab  ").map(Reason::into_inner);
+        assert_eq!(
+            kept.as_deref(),
+            Ok("bounced cheque\nsecond line\twith a tab")
+        );
+    }
 
     #[test]
     fn terms_are_one_to_three_hundred_sixty_months() {

@@ -59,11 +59,13 @@ pub struct LoanView {
     /// The installments, oldest first; empty before approval. Present on
     /// single-loan answers, absent in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<InstallmentView>, required = false)]
     pub schedule: Option<Vec<InstallmentView>>,
     /// Every decision waiting for a second person about the loan
     /// (reversals of its payments included), oldest first. Present on
     /// single-loan answers, absent in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<PendingDecision>, required = false)]
     pub pending_decisions: Option<Vec<PendingDecision>>,
 }
 

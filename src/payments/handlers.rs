@@ -78,7 +78,7 @@ pub struct SettlementBody {
     security(("bearerAuth" = [])),
     params(
         ("loanId" = Uuid, Path, description = "Loan id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key and body return the original response")),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1–255 characters; the same key and body return the original response")),
     request_body = PaymentRequestBody,
     responses(
         (status = 201, description = "The payment (also when replayed for a repeated Idempotency-Key)", body = PaymentView),
@@ -189,7 +189,7 @@ async fn payoff(
     security(("bearerAuth" = [])),
     params(
         ("id" = Uuid, Path, description = "Loan id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; the same key and body return the original response")),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1–255 characters; the same key and body return the original response")),
     request_body = SettlementBody,
     responses(
         (status = 201, description = "The settlement payment, with loanStatus PAID", body = PaymentView),

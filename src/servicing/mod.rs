@@ -111,6 +111,11 @@ pub enum Event {
     /// An overdue loan written off (a confirmed decision): brought up to
     /// date, then its unpaid principal moved to losses, for good.
     WriteOff(WriteOff),
+    /// Nothing new: the loan replayed from its approved schedule with its
+    /// history as it stands, so that its rows say what the rules say (an
+    /// upgrade's `loan-tracker replay --all`: fees an earlier version
+    /// charged by other rules are put right, audited).
+    Replay,
 }
 
 impl Event {
@@ -208,6 +213,7 @@ pub enum AppliedKind {
     PaymentRecorded,
     PaymentReversed,
     WrittenOff,
+    Replayed,
 }
 
 /// What an event did to a loan.
@@ -440,7 +446,7 @@ impl Applied {
                     .portions_of(payment.id)
                     .map_or_else(Portions::default, |c| c.before),
             },
-            (_, None) => return None,
+            (AppliedKind::Replayed, _) | (_, None) => return None,
         })
     }
 

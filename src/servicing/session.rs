@@ -131,6 +131,7 @@ impl LoanSession {
             Event::Pay(order) => self.pay(transaction, order, now).await?,
             Event::Reverse(reversal) => self.reverse(transaction, reversal, now).await?,
             Event::WriteOff(write_off) => self.write_off(write_off, now)?,
+            Event::Replay => self.replay_history(transaction, now).await?,
         };
         let EventOutcome {
             kind,
@@ -612,17 +613,8 @@ impl LoanSession {
             self.rule,
         )
         .map_err(|error| self.refused(error, posting.id))?;
-        let reconciliation = rows::reconcile(
-            &self.loan,
-            &self.rows,
-            &state,
-            self.today,
-            now,
-            &history.installment_ids,
-        )
-        .map_err(rows::ReconcileError::from)?;
-        let portions = self
-            .rewrite_portions(transaction, &history.payments, &state, &reconciliation.rows)
+        let (reconciliation, portions) = self
+            .rows_and_portions(transaction, &history, &state, now)
             .await?;
         Ok(PaymentWorkedOut {
             state,
@@ -657,6 +649,30 @@ impl LoanSession {
     /// changes: their current portions updated, their allocations written
     /// again. A payment `state` no longer holds (one being reversed) is
     /// left to the caller.
+    /// What a replay's `state` makes of the stored loan: its rows
+    /// reconciled, and every payment whose portions it moves rewritten.
+    async fn rows_and_portions(
+        &mut self,
+        transaction: &DatabaseTransaction,
+        history: &History,
+        state: &LedgerState,
+        now: DateTime<Utc>,
+    ) -> Result<(Reconciliation, Vec<PortionChange>), ServicingError> {
+        let reconciliation = rows::reconcile(
+            &self.loan,
+            &self.rows,
+            state,
+            self.today,
+            now,
+            &history.installment_ids,
+        )
+        .map_err(rows::ReconcileError::from)?;
+        let portions = self
+            .rewrite_portions(transaction, &history.payments, state, &reconciliation.rows)
+            .await?;
+        Ok((reconciliation, portions))
+    }
+
     async fn rewrite_portions(
         &mut self,
         transaction: &DatabaseTransaction,
@@ -877,6 +893,38 @@ impl LoanSession {
 
     /// A posted payment reversed: it stays in the history, marked, and the
     /// loan is replayed without it.
+    /// The loan replayed with its history as it stands: only what the
+    /// stored rows and portions say that the rules do not changes.
+    async fn replay_history(
+        &mut self,
+        transaction: &DatabaseTransaction,
+        now: DateTime<Utc>,
+    ) -> Result<EventOutcome, ServicingError> {
+        let history = self.history(transaction).await?;
+        let state = replay(
+            &history.approved,
+            history.terms,
+            &history.postings(),
+            self.today,
+            self.rule,
+        )
+        .map_err(|error| {
+            tracing::warn!(loan_id = %self.loan.id, %error, "the loan's history does not replay");
+            ServicingError::Inconsistent("the loan's history does not replay")
+        })?;
+        let (reconciliation, portions) = self
+            .rows_and_portions(transaction, &history, &state, now)
+            .await?;
+        let announcements = announce::of_reconciliation(&reconciliation, None);
+        Ok(EventOutcome {
+            kind: AppliedKind::Replayed,
+            reconciliation,
+            payment: None,
+            portions,
+            announcements,
+        })
+    }
+
     async fn reverse(
         &mut self,
         transaction: &DatabaseTransaction,
@@ -905,17 +953,8 @@ impl LoanSession {
             tracing::warn!(payment_id = %reversed.id, %error, "reversal refused: the replay without it fails");
             ServicingError::LaterPaymentsWouldExceed
         })?;
-        let reconciliation = rows::reconcile(
-            &self.loan,
-            &self.rows,
-            &state,
-            self.today,
-            now,
-            &history.installment_ids,
-        )
-        .map_err(rows::ReconcileError::from)?;
-        let mut portions = self
-            .rewrite_portions(transaction, &history.payments, &state, &reconciliation.rows)
+        let (reconciliation, mut portions) = self
+            .rows_and_portions(transaction, &history, &state, now)
             .await?;
         portions.push(PortionChange {
             payment_id: reversed.id,

@@ -11,6 +11,7 @@ mod console_browser;
 mod decisions;
 mod exact_money;
 mod http;
+mod integrators;
 mod jobs;
 mod loans;
 mod notifications;
