@@ -265,6 +265,16 @@ if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/console")" = "200" ]; then
     done
 fi
 
+# The upgrade's replay of the whole book (a binary that has it): every
+# active loan through the servicing pipeline once, while the service runs.
+if "$SERVICE_BIN" replay --help >/dev/null 2>&1; then
+    echo "== loan-tracker replay --all"
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
+    JWT_SECRET="$SECRET" LOG_FORMAT=json RUST_LOG=warn \
+        "$SERVICE_BIN" replay --all > bench/out/replay.json 2> bench/out/replay.log || true
+    echo "replay --all on the benchmark's book: $(cat bench/out/replay.json)" | tee -a "$RESULTS"
+fi
+
 # The embedded default: the same binary on a SQLite file, no Redis, seeded
 # through its API, against a bare sqlx loop sending the same statements on
 # a pool of the same shape (examples/sqlite_payment_limit.rs).
