@@ -20,6 +20,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-6}
+# EXTRAS=no leaves out what only later builds have (the books, decisions,
+# the console, the replay): for an A/B of the common paths in less time.
+EXTRAS=${EXTRAS:-yes}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64"}
 ROUNDS=${ROUNDS:-3}
 SQLITE_CONCURRENCIES=${SQLITE_CONCURRENCIES:-"1 16"}
@@ -213,7 +216,7 @@ done
 # benchmark payment journaled): the trial balance as of any day, and a
 # year of the journal as CSV, with the service's resident memory sampled
 # while it streams.
-if [ "$BOOKS" = "t" ]; then
+if [ "$BOOKS" = "t" ] && [ "$EXTRAS" = yes ]; then
     LINES=$($PG -d $DB -tAc "SELECT COUNT(*) FROM journal_lines")
     echo "== the books: $LINES journal lines"
     for c in $CONCURRENCIES; do
@@ -239,7 +242,7 @@ fi
 
 # Four eyes: the queue of pending decisions, 100 among 100 000, one page
 # of 100, one staff member at a time (the latency is the figure).
-if [ "$($PG -d $DB -tAc "SELECT to_regclass('decisions') IS NOT NULL")" = "t" ]; then
+if [ "$EXTRAS" = yes ] && [ "$($PG -d $DB -tAc "SELECT to_regclass('decisions') IS NOT NULL")" = "t" ]; then
     $PG -d $DB -f bench/seed_decisions.sql
     echo "== decisions: $($PG -d $DB -tAc "SELECT COUNT(*) FROM decisions"), $($PG -d $DB -tAc "SELECT COUNT(*) FROM decisions WHERE status = 'PENDING'") pending"
     run_wrk pending_decisions 1 >/dev/null
@@ -250,7 +253,7 @@ fi
 # The staff console (a binary that serves one): a loan page of a
 # 360-installment loan with 360 payments, and the loans page, one staff
 # member at a time and at each concurrency.
-if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/console")" = "200" ]; then
+if [ "$EXTRAS" = yes ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/console")" = "200" ]; then
     python3 bench/console_seed.py "$BASE" benchadmin 'bench admin password'
     for page in console_loan console_loans; do
         run_wrk "$page" 1 >/dev/null
@@ -267,7 +270,7 @@ fi
 
 # The upgrade's replay of the whole book (a binary that has it): every
 # active loan through the servicing pipeline once, while the service runs.
-if "$SERVICE_BIN" replay --help >/dev/null 2>&1; then
+if [ "$EXTRAS" = yes ] && "$SERVICE_BIN" replay --help >/dev/null 2>&1; then
     echo "== loan-tracker replay --all"
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
     JWT_SECRET="$SECRET" LOG_FORMAT=json RUST_LOG=warn \

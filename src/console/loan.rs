@@ -22,9 +22,64 @@ struct Loan {
     id: Uuid,
     loan: Value,
     borrower: Option<Value>,
-    payments: Vec<Value>,
-    journal: Vec<Value>,
+    /// A page of its payments, newest first.
+    payments: Listed,
+    /// A page of its journal entries, in posting order.
+    journal: Listed,
     payoff: Option<Result<Value, super::api::Refusal>>,
+}
+
+/// One page of a list on the loan page, and where the next one starts.
+struct Listed {
+    items: Vec<Value>,
+    next_cursor: Value,
+}
+
+/// Payments and journal entries shown at a time: a screenful each, so
+/// that a long-running loan's page stays quick; the rest are a link away.
+const PER_PAGE: &str = "50";
+
+impl Listed {
+    /// The page of `path` (for the loan `loan_id`) that the query's
+    /// `cursor_name` asks for.
+    async fn read(
+        staff: &Staff,
+        path: &str,
+        loan_id: Uuid,
+        query: &FormValues,
+        cursor_name: &str,
+    ) -> Result<Listed, Failure> {
+        let loan_id = loan_id.to_string();
+        let mut pairs = vec![("loanId", loan_id.as_str()), ("limit", PER_PAGE)];
+        if let Some(cursor) = query.get(cursor_name) {
+            pairs.push(("cursor", cursor));
+        }
+        let mut page = staff.read(format!("{path}?{}", encode(&pairs))).await?;
+        let items = match page["items"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        Ok(Listed {
+            items,
+            next_cursor: page["nextCursor"].take(),
+        })
+    }
+
+    /// The link to the next page, keeping the page's other parameters.
+    fn more(&self, loan_id: Uuid, query: &FormValues, cursor_name: &str, section: &str) -> Markup {
+        let Some(cursor) = self.next_cursor.as_str() else {
+            return html! {};
+        };
+        let mut pairs: Vec<(&str, &str)> = query
+            .pairs()
+            .iter()
+            .filter(|(name, _)| name != cursor_name && name != "done")
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        pairs.push((cursor_name, cursor));
+        let href = format!("/console/loans/{loan_id}?{}#{section}", encode(&pairs));
+        html! { p.pages { a href=(href) rel="next" { "More " (section) " →" } } }
+    }
 }
 
 /// `GET /console/loans/{id}?asOf=&done=&decision=` (`asOf`: the payoff
@@ -43,12 +98,9 @@ async fn load(staff: &Staff, id: Uuid, query: &FormValues) -> Result<Loan, Failu
     let loan = staff.read(format!("/loans/{id}")).await?;
     let user_id = text(&loan["userId"]);
     let borrower = staff.fetch(format!("/users/{user_id}")).await.ok();
-    let payments = staff
-        .read_all(&format!("/payments/user/{user_id}?loanId={id}"))
-        .await?;
-    let journal = staff
-        .read_all(&format!("/accounting/journal?loanId={id}"))
-        .await?;
+    let payments_path = format!("/payments/user/{user_id}");
+    let payments = Listed::read(staff, &payments_path, id, query, "paymentsCursor").await?;
+    let journal = Listed::read(staff, "/accounting/journal", id, query, "journalCursor").await?;
     let payoff = match query.get("asOf") {
         Some(as_of) => Some(
             staff
@@ -87,7 +139,9 @@ async fn render(
         (actions(staff, &loan, query, again.as_ref()))
         (schedule(&loan.loan))
         (payments(&loan))
+        (loan.payments.more(loan.id, query, "paymentsCursor", "payments"))
         (journal(&loan))
+        (loan.journal.more(loan.id, query, "journalCursor", "journal"))
     };
     Ok(page::answer(
         status,
@@ -328,7 +382,7 @@ fn payments(loan: &Loan) -> Markup {
     html! {
         section aria-labelledby="payments" {
             h2 id="payments" { "Payments" }
-            @if loan.payments.is_empty() {
+            @if loan.payments.items.is_empty() {
                 p { "No payments yet." }
             } @else {
                 table {
@@ -340,7 +394,7 @@ fn payments(loan: &Loan) -> Markup {
                         th scope="col" { "Excess" } th scope="col" { "Status" } th scope="col" { "Action" }
                     } }
                     tbody {
-                        @for payment in &loan.payments {
+                        @for payment in &loan.payments.items {
                             @let id = text(&payment["id"]);
                             tr {
                                 th scope="row" title=(id) { (short_id(&id)) }
@@ -374,7 +428,7 @@ fn journal(loan: &Loan) -> Markup {
     html! {
         section aria-labelledby="journal" {
             h2 id="journal" { "Journal" }
-            @if loan.journal.is_empty() {
+            @if loan.journal.items.is_empty() {
                 p { "Nothing booked yet." }
             } @else {
                 table {
@@ -385,7 +439,7 @@ fn journal(loan: &Loan) -> Markup {
                         th.money scope="col" { "Debit" } th.money scope="col" { "Credit" }
                     } }
                     tbody {
-                        @for entry in &loan.journal {
+                        @for entry in &loan.journal.items {
                             @let empty = Vec::new();
                             @for (index, line) in entry["lines"].as_array().unwrap_or(&empty).iter().enumerate() {
                                 tr {

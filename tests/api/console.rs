@@ -858,3 +858,47 @@ async fn signing_out_revokes_the_session() {
     browser.cookies = kept;
     assert_eq!(redirected(&browser.get("/console/loans").await), "/console");
 }
+
+#[tokio::test]
+async fn a_long_loan_shows_its_payments_and_journal_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let (_, admin, loan_id) = app.golden_loan().await;
+    for _ in 0..51 {
+        app.pay(&admin, loan_id, json!("1.00"), None)
+            .await
+            .assert_status(201);
+    }
+    let mut browser = Browser::signed_in(&app, "admin").await;
+    let first = browser.get(&loan_path(loan_id)).await;
+    let rows = |html: &str| {
+        let start = html
+            .find("<section aria-labelledby=\"payments\">")
+            .expect("payments");
+        let end = start + html[start..].find("</section>").expect("section end");
+        html[start..end].matches("<tr><th scope=\"row\"").count()
+    };
+    assert_eq!(rows(&first.text), 50, "the newest 50 payments");
+    let marker = "<p class=\"pages\"><a href=\"";
+    let links: Vec<&str> = first
+        .text
+        .match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &first.text[at + marker.len()..];
+            &rest[..rest.find('"').expect("link end")]
+        })
+        .collect();
+    assert_eq!(links.len(), 2, "more payments and more journal: {links:?}");
+    assert!(links[0].contains("paymentsCursor=") && links[0].ends_with("#payments"));
+    assert!(links[1].contains("journalCursor=") && links[1].ends_with("#journal"));
+    let older = browser.get(&links[0].replace("&amp;", "&")).await;
+    older.assert_status(200);
+    assert_eq!(rows(&older.text), 1, "the oldest payment");
+    // 1 disbursement and 51 repayments: the journal's second page has 2.
+    let later = browser.get(&links[1].replace("&amp;", "&")).await;
+    assert_eq!(
+        later.text.matches(">REPAYMENT<").count(),
+        2,
+        "{}",
+        later.text
+    );
+}
