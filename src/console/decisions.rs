@@ -10,18 +10,11 @@ use serde_json::Value;
 use super::api::Call;
 use super::form::{FormValues, encode};
 use super::page::{
-    self, Again, Failure, FormState, Section, done_notice, id_in_path, next_page, short_id, text,
-    timestamp,
+    self, Again, Failure, FormState, Section, choices, done_notice, id_in_path, next_page,
+    short_id, text, timestamp,
 };
 use super::session::{Staff, StaffForm};
-use crate::enums::Role;
-
-const STATUSES: [(&str, &str); 4] = [
-    ("PENDING", "PENDING"),
-    ("CONFIRMED", "CONFIRMED"),
-    ("REJECTED", "REJECTED"),
-    ("", "Any status"),
-];
+use crate::enums::{DecisionStatus, Role};
 
 /// `GET /console/decisions?status=&cursor=` (PENDING unless another
 /// status is chosen).
@@ -68,7 +61,7 @@ async fn render(
             p.refusal role="alert" { (again.refusal.message) }
         }
         form.filters method="get" action="/console/decisions" {
-            (filter.select("status", "Status", &STATUSES, status))
+            (filter.select("status", "Status", &choices("Any status", DecisionStatus::ALL.iter().map(|s| s.as_str())), status))
             button type="submit" { "Show decisions" }
         }
         @if decisions.is_empty() {

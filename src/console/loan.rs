@@ -67,18 +67,13 @@ impl Listed {
 
     /// The link to the next page, keeping the page's other parameters.
     fn more(&self, loan_id: Uuid, query: &FormValues, cursor_name: &str, section: &str) -> Markup {
-        let Some(cursor) = self.next_cursor.as_str() else {
-            return html! {};
-        };
-        let mut pairs: Vec<(&str, &str)> = query
-            .pairs()
-            .iter()
-            .filter(|(name, _)| name != cursor_name && name != "done")
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        pairs.push((cursor_name, cursor));
-        let href = format!("/console/loans/{loan_id}?{}#{section}", encode(&pairs));
-        html! { p.pages { a href=(href) rel="next" { "More " (section) " →" } } }
+        page::link_to_next(
+            &format!("/console/loans/{loan_id}#{section}"),
+            query.pairs(),
+            cursor_name,
+            &self.next_cursor,
+            &format!("More {section} →"),
+        )
     }
 }
 

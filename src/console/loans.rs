@@ -9,28 +9,9 @@ use serde_json::Value;
 
 use super::api::Refusal;
 use super::form::{FormValues, encode};
-use super::page::{self, Failure, FormState, Section, money, next_page, short_id, text};
+use super::page::{self, Failure, FormState, Section, choices, money, next_page, short_id, text};
 use super::session::Staff;
-
-pub const STATUSES: [(&str, &str); 8] = [
-    ("", "Any status"),
-    ("PENDING", "PENDING"),
-    ("APPROVED", "APPROVED"),
-    ("OVERDUE", "OVERDUE"),
-    ("PAID", "PAID"),
-    ("WRITTEN_OFF", "WRITTEN_OFF"),
-    ("REJECTED", "REJECTED"),
-    ("CANCELLED", "CANCELLED"),
-];
-
-const BUCKETS: [(&str, &str); 6] = [
-    ("", "Any bucket"),
-    ("CURRENT", "CURRENT"),
-    ("1-30", "1–30 days"),
-    ("31-60", "31–60 days"),
-    ("61-90", "61–90 days"),
-    ("91+", "91+ days"),
-];
+use crate::enums::{DelinquencyBucket, LoanStatus};
 
 /// The query parameters the list passes on to the API.
 const FILTERS: [&str; 3] = ["status", "bucket", "cursor"];
@@ -97,8 +78,8 @@ async fn listing(staff: &Staff, sent: &FormValues, found: Result<&Value, &Refusa
     html! {
         form.filters method="get" action="/console/loans" {
             (filter.alert())
-            (filter.select("status", "Status", &STATUSES, ""))
-            (filter.select("bucket", "Delinquency bucket", &BUCKETS, ""))
+            (filter.select("status", "Status", &choices("Any status", LoanStatus::ALL.iter().map(|s| s.as_str())), ""))
+            (filter.select("bucket", "Delinquency bucket", &choices("Any bucket", DelinquencyBucket::ALL.iter().map(|b| b.as_str())), ""))
             (filter.input("email", "Borrower email", "email", ""))
             button type="submit" { "Show loans" }
         }

@@ -216,8 +216,8 @@ impl<'a> FormState<'a> {
         format!("{}-{}", self.name, field)
     }
 
-    /// The refusal's message for the whole form, unless every field it
-    /// names is one of the form's own (then they are shown beside them).
+    /// The refusal's message for the whole form (what it says of each
+    /// field is shown beside that field as well).
     pub fn alert(&self) -> Markup {
         html! {
             @if let Some(refusal) = self.refusal {
@@ -325,19 +325,48 @@ pub fn done_notice(message: Option<String>) -> Markup {
 
 /// The link to the next page of a list, when there is one.
 pub fn next_page(path: &str, query: &[(String, String)], next_cursor: &Value) -> Markup {
+    link_to_next(path, query, "cursor", next_cursor, "Next page →")
+}
+
+/// The link to `target` (a path, with a `#fragment` if any) with the
+/// page's parameters but `done`, and `cursor_name` set to `next_cursor`:
+/// nothing when the list has no next page.
+pub fn link_to_next(
+    target: &str,
+    query: &[(String, String)],
+    cursor_name: &str,
+    next_cursor: &Value,
+    label: &str,
+) -> Markup {
     let Some(cursor) = next_cursor.as_str() else {
         return html! {};
     };
     let mut serializer = form_urlencoded::Serializer::new(String::new());
     for (name, value) in query
         .iter()
-        .filter(|(name, _)| name != "cursor" && name != "done")
+        .filter(|(name, _)| name != cursor_name && name != "done")
     {
         serializer.append_pair(name, value);
     }
-    serializer.append_pair("cursor", cursor);
-    let href = format!("{path}?{}", serializer.finish());
-    html! { p.pages { a href=(href) rel="next" { "Next page →" } } }
+    serializer.append_pair(cursor_name, cursor);
+    let (path, fragment) = target
+        .split_once('#')
+        .map_or((target, String::new()), |(path, fragment)| {
+            (path, format!("#{fragment}"))
+        });
+    let href = format!("{path}?{}{fragment}", serializer.finish());
+    html! { p.pages { a href=(href) rel="next" { (label) } } }
+}
+
+/// The options of a filter: "any" (an empty value) and then `values`, each
+/// shown as it is sent.
+pub fn choices(
+    any: &'static str,
+    values: impl Iterator<Item = &'static str>,
+) -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("", any))
+        .chain(values.map(|value| (value, value)))
+        .collect()
 }
 
 /// The id in a console path, which must be a UUID before it goes into an
