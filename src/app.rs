@@ -58,6 +58,10 @@ pub struct Services {
     pub recent_writers: Arc<RecentWriters>,
     /// Ordinary payments waiting to be written together.
     pub payment_queue: PaymentQueue,
+    /// Whether this instance hears every change to a user row now (see
+    /// `auth::user_changes`): only then may the user behind a token be
+    /// served from the cache.
+    pub user_changes_heard: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -125,6 +129,7 @@ impl AppState {
             rate_limiter: Arc::new(rate_limiter),
             recent_writers: Arc::new(recent_writers),
             payment_queue,
+            user_changes_heard: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 

@@ -8,6 +8,7 @@
 //! the database on every request instead (see `actor.rs`).
 
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -39,6 +40,13 @@ pub async fn follow(database_url: String, services: Weak<Services>) {
             tokio::time::sleep(RECONNECT_PAUSE).await;
             continue;
         }
+        // From now on every change is heard: cached users can be trusted.
+        // (Until now none was cached: a change before this was unheard.)
+        let Some(listening) = services.upgrade() else {
+            return;
+        };
+        listening.user_changes_heard.store(true, Ordering::Release);
+        drop(listening);
         loop {
             let notice = tokio::select! {
                 notice = listener.try_recv() => notice,
@@ -61,6 +69,7 @@ pub async fn follow(database_url: String, services: Weak<Services>) {
                 // no cached user can be trusted.
                 Ok(None) | Err(_) => {
                     tracing::warn!("lost the user-change channel; forgetting cached users");
+                    services.user_changes_heard.store(false, Ordering::Release);
                     services.cache.forget_everything().await;
                     break;
                 }

@@ -69,8 +69,8 @@ impl FromRequestParts<AppState> for Actor {
         // effect at once, and a deleted user's tokens stop working at once.
         // On PostgreSQL through the cache, which every change to a user's
         // row invalidates (see `user_changes`); on SQLite, whose in-process
-        // lookup costs microseconds and which has no change channel, read
-        // every time.
+        // lookup costs microseconds and which has no change channel, and
+        // whenever the channel is down, read every time.
         let load = || async {
             let user = user::Entity::find_by_id(claims.sub)
                 .one(state.db.fresh())
@@ -80,7 +80,14 @@ impl FromRequestParts<AppState> for Actor {
                 role: user.role,
             }))
         };
-        let actor = if state.db.is_postgres() {
+        // Cached only while this instance hears every change to a user
+        // row (PostgreSQL's channel is up): a change it might miss would
+        // leave a stale role or a deleted user cached.
+        let cached = state.db.is_postgres()
+            && state
+                .user_changes_heard
+                .load(std::sync::atomic::Ordering::Acquire);
+        let actor = if cached {
             state
                 .cache
                 .get_or_load(CacheKind::User, claims.sub, load)
