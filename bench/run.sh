@@ -217,8 +217,8 @@ done
 # year of the journal as CSV, with the service's resident memory sampled
 # while it streams.
 if [ "$BOOKS" = "t" ] && [ "$EXTRAS" = yes ]; then
-    LINES=$($PG -d $DB -tAc "SELECT COUNT(*) FROM journal_lines")
-    echo "== the books: $LINES journal lines"
+    LINES=$($PG -d $DB -tAc "SELECT COUNT(*) FROM journal_entries")
+    echo "== the books: $LINES journal entries"
     for c in $CONCURRENCIES; do
         read -r rps p50 p99 errors _ <<<"$(run_wrk trial_balance "$c")"
         row "GET /accounting/trial-balance (as of any day)" "$c" "$rps" "$p50" "$p99" "$errors" "-" "-" "$(peak_rss_mb)"

@@ -57,6 +57,12 @@ impl Account {
         Account::LoanLosses,
     ];
 
+    /// The account's place in [`Account::ALL`], which the journal's rows
+    /// follow.
+    pub fn position(self) -> usize {
+        self as usize
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Account::Cash => "1000",
@@ -77,6 +83,25 @@ impl Account {
             Account::Recoveries => "RECOVERIES",
             Account::LoanLosses => "LOAN_LOSSES",
         }
+    }
+
+    /// The stem of the account's columns: `cash_minor` on an entry,
+    /// `cash_debit_minor` and `cash_credit_minor` in a day's totals.
+    pub fn column_stem(self) -> &'static str {
+        match self {
+            Account::Cash => "cash",
+            Account::LoansReceivable => "loans_receivable",
+            Account::InterestIncome => "interest_income",
+            Account::FeeIncome => "fee_income",
+            Account::Recoveries => "recoveries",
+            Account::LoanLosses => "loan_losses",
+        }
+    }
+
+    /// The account's two columns in a day's totals: its debits, its
+    /// credits.
+    pub fn day_total_columns(self) -> [String; 2] {
+        ["debit", "credit"].map(|side| format!("{}_{side}_minor", self.column_stem()))
     }
 
     pub fn account_type(self) -> AccountType {
@@ -118,8 +143,9 @@ mod tests {
                 ("5000", "LOAN_LOSSES", "EXPENSE"),
             ]
         );
-        for account in Account::ALL {
+        for (position, account) in Account::ALL.into_iter().enumerate() {
             assert_eq!(Account::of_code(account.code()), Some(account));
+            assert_eq!(account.position(), position);
         }
         assert_eq!(Account::of_code("9999"), None);
     }

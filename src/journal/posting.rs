@@ -72,6 +72,23 @@ pub struct Line {
     pub credit: Money,
 }
 
+impl Line {
+    /// The line of a signed amount on `account` (a debit above zero, a
+    /// credit below); none for zero.
+    pub fn of_signed(account: Account, net: Money) -> Option<Line> {
+        (!net.is_zero()).then(|| Line {
+            account,
+            debit: net.at_least_zero(),
+            credit: (Money::ZERO - net).at_least_zero(),
+        })
+    }
+
+    /// The line as a signed amount: its debit, or its credit negated.
+    pub fn signed(&self) -> Money {
+        self.debit - self.credit
+    }
+}
+
 /// An entry about to be posted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
@@ -291,11 +308,7 @@ fn lines_of(amounts: &[(Account, Money)]) -> Vec<Line> {
                 .filter(|(of, _)| of == account)
                 .map(|(_, amount)| *amount)
                 .sum();
-            (!net.is_zero()).then(|| Line {
-                account: *account,
-                debit: net.at_least_zero(),
-                credit: (Money::ZERO - net).at_least_zero(),
-            })
+            Line::of_signed(*account, net)
         })
         .collect()
 }

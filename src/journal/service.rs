@@ -1,8 +1,6 @@
 //! Reading the books (the trial balance, the journal and its CSV) and
 //! closing them.
 
-use std::collections::HashMap;
-
 use chrono::NaiveDate;
 use futures_util::Stream;
 use sea_orm::{
@@ -18,15 +16,15 @@ use super::views::{
 };
 use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, RequestMeta};
-use crate::db::entities::{books, journal_entry, journal_line, payment};
+use crate::db::entities::{books, journal_entry, payment};
 use crate::enums::EntryKind;
 use crate::http::pagination::{Page, PageRequest};
 use crate::money::Money;
 use crate::policy::{CloseBooks, Permit};
 
 /// The trial balance as of `as_of`: every account's debits and credits
-/// booked on or before it, summed from the daily totals (a few rows per
-/// account and day), never from the lines.
+/// booked on or before it, summed from the daily totals (a row per slot
+/// and day), never from the entries.
 pub async fn trial_balance(
     connection: &impl ConnectionTrait,
     as_of: NaiveDate,
@@ -38,36 +36,33 @@ pub async fn trial_balance(
     } else {
         "?"
     };
-    let rows = connection
-        .query_all_raw(Statement::from_sql_and_values(
+    // Σ of each account's debit and credit columns over the days' rows.
+    let sums: Vec<String> = Account::ALL
+        .into_iter()
+        .flat_map(Account::day_total_columns)
+        .map(|column| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {column}"))
+        .collect();
+    let row = connection
+        .query_one_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "SELECT account, CAST(SUM(debit_minor) AS BIGINT) AS debit, \
-                   CAST(SUM(credit_minor) AS BIGINT) AS credit \
-                 FROM journal_totals WHERE booking_date <= {placeholder} GROUP BY account"
+                "SELECT {} FROM journal_day_totals WHERE booking_date <= {placeholder}",
+                sums.join(", ")
             ),
             [as_of.into()],
         ))
         .await?;
-    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
-    for row in rows {
-        let account: String = row.try_get("", "account")?;
-        sums.insert(
-            account,
-            (row.try_get("", "debit")?, row.try_get("", "credit")?),
-        );
+    let mut accounts = Vec::with_capacity(Account::ALL.len());
+    for account in Account::ALL {
+        let [debits, credits] = account.day_total_columns();
+        let sum = |column: &str| -> Result<Money, DbErr> {
+            Ok(Money::from_minor(match &row {
+                Some(row) => row.try_get("", column)?,
+                None => 0,
+            }))
+        };
+        accounts.push(AccountBalance::new(account, sum(&debits)?, sum(&credits)?));
     }
-    let accounts: Vec<AccountBalance> = Account::ALL
-        .iter()
-        .map(|account| {
-            let (debit, credit) = sums.get(account.code()).copied().unwrap_or((0, 0));
-            AccountBalance::new(
-                *account,
-                Money::from_minor(debit),
-                Money::from_minor(credit),
-            )
-        })
-        .collect();
     Ok(TrialBalance {
         as_of,
         currency: currency.to_owned(),
@@ -127,38 +122,7 @@ async fn entries(
         query = query.filter(journal_entry::Column::Id.gt(after));
     }
     let rows = query.all(connection).await?;
-    with_lines(connection, rows).await
-}
-
-/// Entries with their lines, one more query for all of them.
-async fn with_lines(
-    connection: &impl ConnectionTrait,
-    rows: Vec<journal_entry::Model>,
-) -> Result<Vec<EntryView>, DbErr> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let mut lines: HashMap<Uuid, Vec<journal_line::Model>> = HashMap::new();
-    for chunk in ids.chunks(crate::db::rows_per_statement(
-        connection.get_database_backend(),
-        1,
-    )) {
-        for line in journal_line::Entity::find()
-            .filter(journal_line::Column::EntryId.is_in(chunk.iter().copied()))
-            .all(connection)
-            .await?
-        {
-            lines.entry(line.entry_id).or_default().push(line);
-        }
-    }
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let of_entry = lines.remove(&row.id).unwrap_or_default();
-            EntryView::new(row, of_entry)
-        })
-        .collect())
+    Ok(rows.into_iter().map(EntryView::new).collect())
 }
 
 /// A page of the journal, oldest first.

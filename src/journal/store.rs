@@ -1,31 +1,31 @@
-//! Writing entries: the entry rows, their lines, and the daily totals the
-//! trial balance sums, all in the batch of the transaction that posts
-//! them.
+//! Writing entries: the entry rows (each with its lines, as one signed
+//! amount per account) and the daily totals the trial balance sums, all
+//! in the batch of the transaction that posts them.
 //!
-//! The totals are kept per (booking day, account, slot). One row per
-//! account and day would be a row every concurrent payment must update,
-//! and they would all wait on it in turn until each commits; so each
-//! transaction takes a slot of its own (the next of a few, round robin in
-//! this process, from a random start so that instances differ), and a
-//! day's balance is the sum of its slots. Within a transaction, each
-//! account's row is written once, whatever the number of entries.
+//! The totals are kept per (booking day, slot), a debit and a credit
+//! column per account. One row per day would be a row every concurrent
+//! payment must update, and they would all wait on it in turn until each
+//! commits; so each transaction takes a slot of its own (the next of a
+//! few, round robin in this process, from a random start so that
+//! instances differ), and a day's balance is the sum of its slots. A
+//! transaction writes its slot's row once, whatever the number of entries
+//! and accounts.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryTrait};
+use sea_orm::sea_query::{Alias, Expr, OnConflict};
+use sea_orm::{EntityTrait, QueryTrait};
 use uuid::Uuid;
 
 use super::accounts::Account;
-use super::posting::NewEntry;
+use super::posting::{Line, NewEntry};
 use crate::db::batch::WriteBatch;
-use crate::db::entities::{journal_entry, journal_line, journal_total};
+use crate::db::entities::{journal_day_total, journal_entry};
 use crate::money::Money;
 
-/// How many rows a day's totals of one account are spread over.
+/// How many rows a day's totals are spread over.
 pub const SLOTS: u32 = 16;
 
 static NEXT_SLOT: LazyLock<AtomicU32> =
@@ -53,80 +53,96 @@ pub struct PostingDay {
 }
 
 /// Adds the rows of `entries` and the change of the day's totals to
-/// `batch`. Entries are numbered (their ids, time-ordered) in the order
+/// `batch`: one row per entry and one totals row, whatever accounts they
+/// touch. Entries are numbered (their ids, time-ordered) in the order
 /// given: that is their posting order.
 pub fn push(batch: &mut WriteBatch, entries: Vec<EntryToPost>, day: PostingDay) {
     if entries.is_empty() {
         return;
     }
-    let mut totals: BTreeMap<Account, (Money, Money)> = BTreeMap::new();
-    let mut entry_rows = Vec::with_capacity(entries.len());
-    let mut line_rows = Vec::new();
+    let mut totals = [(Money::ZERO, Money::ZERO); 6];
+    let mut rows = Vec::with_capacity(entries.len());
     for EntryToPost { entry, currency } in entries {
-        let id = Uuid::now_v7();
         for line in &entry.lines {
-            let total = totals.entry(line.account).or_default();
+            let total = &mut totals[line.account.position()];
             total.0 += line.debit;
             total.1 += line.credit;
-            line_rows.push(journal_line::ActiveModel {
-                entry_id: Set(id),
-                account: Set(line.account.code().to_owned()),
-                debit_minor: Set(line.debit.minor()),
-                credit_minor: Set(line.credit.minor()),
-            });
         }
-        entry_rows.push(journal_entry::ActiveModel {
-            id: Set(id),
-            kind: Set(entry.kind),
-            loan_id: Set(entry.loan_id),
-            payment_id: Set(entry.payment_id),
-            booking_date: Set(day.booking_date),
-            value_date: Set(entry.value_date),
-            posted_at: Set(day.posted_at),
-            currency: Set(currency),
-        });
+        rows.push(journal_entry::ActiveModel::from(entry_row(
+            &entry, currency, day,
+        )));
     }
-    let backend = batch.backend();
-    for chunk in entry_rows.chunks(crate::db::rows_per_statement(backend, 8)) {
+    for chunk in rows.chunks(crate::db::rows_per_statement(batch.backend(), 14)) {
         batch.insert(journal_entry::Entity::insert_many(chunk.to_vec()).into_query());
     }
-    for chunk in line_rows.chunks(crate::db::rows_per_statement(backend, 4)) {
-        batch.insert(journal_line::Entity::insert_many(chunk.to_vec()).into_query());
-    }
-    batch.insert(totals_added(&totals, day).into_query());
+    batch.insert(totals_added(totals, day).into_query());
 }
 
-/// `INSERT … ON CONFLICT DO UPDATE` adding `totals` to the day's rows of
-/// the slot.
+/// The lines of a stored entry, in the chart's code order.
+pub fn lines_of(row: &journal_entry::Model) -> Vec<Line> {
+    Account::ALL
+        .into_iter()
+        .zip(row.amounts())
+        .filter_map(|(account, net)| Line::of_signed(account, Money::from_minor(net)))
+        .collect()
+}
+
+/// The row of `entry`: each account's line as its signed amount.
+fn entry_row(entry: &NewEntry, currency: String, day: PostingDay) -> journal_entry::Model {
+    let mut amounts = [0_i64; 6];
+    for line in &entry.lines {
+        amounts[line.account.position()] += line.signed().minor();
+    }
+    let [
+        cash_minor,
+        loans_receivable_minor,
+        interest_income_minor,
+        fee_income_minor,
+        recoveries_minor,
+        loan_losses_minor,
+    ] = amounts;
+    journal_entry::Model {
+        id: Uuid::now_v7(),
+        kind: entry.kind,
+        loan_id: entry.loan_id,
+        payment_id: entry.payment_id,
+        booking_date: day.booking_date,
+        value_date: entry.value_date,
+        posted_at: day.posted_at,
+        currency,
+        cash_minor,
+        loans_receivable_minor,
+        interest_income_minor,
+        fee_income_minor,
+        recoveries_minor,
+        loan_losses_minor,
+    }
+}
+
+/// `INSERT … ON CONFLICT DO UPDATE` adding `totals` (debit, credit per
+/// account, in code order) to the day's row of the slot.
 fn totals_added(
-    totals: &BTreeMap<Account, (Money, Money)>,
+    totals: [(Money, Money); 6],
     day: PostingDay,
-) -> sea_orm::InsertMany<journal_total::ActiveModel> {
-    let rows = totals
-        .iter()
-        .map(|(account, (debit, credit))| journal_total::ActiveModel {
-            booking_date: Set(day.booking_date),
-            account: Set(account.code().to_owned()),
-            slot: Set(day.slot),
-            debit_minor: Set(debit.minor()),
-            credit_minor: Set(credit.minor()),
+) -> sea_orm::Insert<journal_day_total::ActiveModel> {
+    let row = journal_day_total::Model::of(
+        day.booking_date,
+        day.slot,
+        totals.map(|(debit, credit)| (debit.minor(), credit.minor())),
+    );
+    let added = Account::ALL
+        .into_iter()
+        .flat_map(Account::day_total_columns)
+        .map(|column| {
+            let sum = format!("journal_day_totals.{column} + excluded.{column}");
+            (Alias::new(column), Expr::cust(sum))
         });
-    journal_total::Entity::insert_many(rows).on_conflict(
+    journal_day_total::Entity::insert(journal_day_total::ActiveModel::from(row)).on_conflict(
         OnConflict::columns([
-            journal_total::Column::BookingDate,
-            journal_total::Column::Account,
-            journal_total::Column::Slot,
+            journal_day_total::Column::BookingDate,
+            journal_day_total::Column::Slot,
         ])
-        .values([
-            (
-                journal_total::Column::DebitMinor,
-                Expr::cust("journal_totals.debit_minor + excluded.debit_minor"),
-            ),
-            (
-                journal_total::Column::CreditMinor,
-                Expr::cust("journal_totals.credit_minor + excluded.credit_minor"),
-            ),
-        ])
+        .values(added)
         .to_owned(),
     )
 }

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::{Account, AccountType};
-use crate::db::entities::{journal_entry, journal_line};
+use super::store;
+use crate::db::entities::journal_entry;
 use crate::enums::EntryKind;
 use crate::money::Money;
 
@@ -46,16 +47,15 @@ pub struct EntryView {
 }
 
 impl EntryView {
-    pub fn new(entry: journal_entry::Model, lines: Vec<journal_line::Model>) -> EntryView {
-        let mut lines: Vec<LineView> = lines
+    pub fn new(entry: journal_entry::Model) -> EntryView {
+        let lines = store::lines_of(&entry)
             .into_iter()
             .map(|line| LineView {
-                account: line.account,
-                debit: Money::from_minor(line.debit_minor),
-                credit: Money::from_minor(line.credit_minor),
+                account: line.account.code().to_owned(),
+                debit: line.debit,
+                credit: line.credit,
             })
             .collect();
-        lines.sort_by(|a, b| a.account.cmp(&b.account));
         EntryView {
             id: entry.id,
             kind: entry.kind,

@@ -84,33 +84,23 @@ async fn journal_differences(
     connection: &impl ConnectionTrait,
     loan: &loan::Model,
 ) -> Result<Vec<String>, ServicingError> {
-    use crate::db::entities::{journal_entry, journal_line, payment};
+    use crate::db::entities::{journal_entry, payment};
+    use crate::journal::accounts::Account;
     use sea_orm::{ColumnTrait, QueryFilter};
     let entries = journal_entry::Entity::find()
         .filter(journal_entry::Column::LoanId.eq(loan.id))
         .all(connection)
         .await?;
-    let ids: Vec<Uuid> = entries.iter().map(|entry| entry.id).collect();
-    let lines = if ids.is_empty() {
-        Vec::new()
-    } else {
-        journal_line::Entity::find()
-            .filter(journal_line::Column::EntryId.is_in(ids))
-            .all(connection)
-            .await?
-    };
-    let payment_of: HashMap<Uuid, Option<Uuid>> = entries
-        .iter()
-        .map(|entry| (entry.id, entry.payment_id))
-        .collect();
     // Per entry Σ debit − Σ credit; per payment and account, the net.
     let mut unbalanced: HashMap<Uuid, i64> = HashMap::new();
     let mut booked: HashMap<(Option<Uuid>, String), i64> = HashMap::new();
-    for line in &lines {
-        let net = line.debit_minor - line.credit_minor;
-        *unbalanced.entry(line.entry_id).or_default() += net;
-        let payment = payment_of.get(&line.entry_id).copied().flatten();
-        *booked.entry((payment, line.account.clone())).or_default() += net;
+    for entry in &entries {
+        for (account, net) in Account::ALL.into_iter().zip(entry.amounts()) {
+            *unbalanced.entry(entry.id).or_default() += net;
+            *booked
+                .entry((entry.payment_id, account.code().to_owned()))
+                .or_default() += net;
+        }
     }
     let mut differences: Vec<String> = unbalanced
         .iter()

@@ -189,16 +189,28 @@ pub(crate) async fn assert_books_agree(app: &TestApp) {
     )
     .await;
     assert_eq!(minor(&balance_of(&balance, "1000")), received - paid_out);
-    for account in ["1000", "1100", "4000", "4100", "4200", "5000"] {
-        for side in ["debit_minor", "credit_minor"] {
+    // An entry's line on an account is its column: a debit above zero, a
+    // credit below.
+    for account in [
+        "cash",
+        "loans_receivable",
+        "interest_income",
+        "fee_income",
+        "recoveries",
+        "loan_losses",
+    ] {
+        for (side, sign) in [("debit", ">"), ("credit", "<")] {
             let from_lines = sum(
                 app,
-                &format!("SELECT SUM({side}) FROM journal_lines WHERE account = '{account}'"),
+                &format!(
+                    "SELECT SUM(ABS({account}_minor)) FROM journal_entries \
+                     WHERE {account}_minor {sign} 0"
+                ),
             )
             .await;
             let from_totals = sum(
                 app,
-                &format!("SELECT SUM({side}) FROM journal_totals WHERE account = '{account}'"),
+                &format!("SELECT SUM({account}_{side}_minor) FROM journal_day_totals"),
             )
             .await;
             assert_eq!(
@@ -858,4 +870,110 @@ async fn an_existing_book_gains_a_journal_that_agrees_with_it() {
     let again = app.second_instance().await;
     drop(again);
     assert_eq!(journal(&app, &admin, "").await.len(), 2);
+}
+
+/// A database of the first version with the books (eight migrations),
+/// whose journal kept its lines and its daily totals in tables of their
+/// own, keeps the same journal when its lines move into the entries: the
+/// same entries with the same lines, and the same trial balance.
+#[tokio::test]
+async fn the_first_books_journal_moves_into_its_entries_unchanged() {
+    let (borrower, loan_id, payment_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (paid_out, repaid) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut rows = crate::servicing::earlier_version_rows(borrower, loan_id, payment_id);
+    let id = crate::servicing::uuid_literal;
+    let at = "'2026-01-14T15:00:00+00:00'";
+    rows.extend([
+        format!(
+            "INSERT INTO journal_entries (id, kind, loan_id, payment_id, booking_date, value_date, \
+             posted_at, currency) VALUES ({}, 'DISBURSEMENT', {}, NULL, '2026-01-14', \
+             '2025-12-10', {at}, 'USD'), ({}, 'REPAYMENT', {}, {}, '2026-01-14', '2026-01-05', \
+             {at}, 'USD')",
+            id(paid_out),
+            id(loan_id),
+            id(repaid),
+            id(loan_id),
+            id(payment_id)
+        ),
+        format!(
+            "INSERT INTO journal_lines (entry_id, account, debit_minor, credit_minor) VALUES \
+             ({p}, '1000', 0, 30000), ({p}, '1100', 30000, 0), \
+             ({r}, '1000', 10000, 0), ({r}, '1100', 0, 10000)",
+            p = id(paid_out),
+            r = id(repaid)
+        ),
+        // The two entries were posted by transactions in different slots.
+        "INSERT INTO journal_totals (booking_date, account, slot, debit_minor, credit_minor) \
+         VALUES ('2026-01-14', '1000', 3, 0, 30000), ('2026-01-14', '1100', 3, 30000, 0), \
+         ('2026-01-14', '1000', 5, 10000, 0), ('2026-01-14', '1100', 5, 0, 10000)"
+            .to_owned(),
+        "UPDATE books SET journal_since = '2026-01-14'".to_owned(),
+        // What the later migrations keep beside the rows of version two.
+        format!(
+            "UPDATE payments SET current_principal_minor = 10000 WHERE id = {}",
+            id(payment_id)
+        ),
+        format!(
+            "UPDATE loans SET principal_paid_minor = 10000 WHERE id = {}",
+            id(loan_id)
+        ),
+    ]);
+    let app = TestApp::builder()
+        .env("TIMEZONE", "America/New_York")
+        .upgrading_from(8, rows)
+        .build()
+        .await;
+    let admin = app.admin().await;
+    let entries = journal(&app, &admin, "").await;
+    assert_eq!(kinds(&entries), ["DISBURSEMENT", "REPAYMENT"]);
+    assert_eq!(entries[0]["id"], json!(paid_out));
+    assert_eq!(
+        lines(&entries[0]),
+        [
+            line("1000", "0.00", "300.00"),
+            line("1100", "300.00", "0.00")
+        ]
+    );
+    assert_eq!(entries[1]["id"], json!(repaid));
+    assert_eq!(entries[1]["paymentId"], json!(payment_id));
+    assert_eq!(
+        lines(&entries[1]),
+        [
+            line("1000", "100.00", "0.00"),
+            line("1100", "0.00", "100.00")
+        ]
+    );
+    let balance = trial_balance(&app, &admin, "?asOf=2026-01-14").await;
+    let mut expected = BTreeMap::new();
+    for (code, debit, credit, balance) in [
+        ("1000", "100.00", "300.00", "-200.00"),
+        ("1100", "300.00", "100.00", "200.00"),
+        ("4000", "0.00", "0.00", "0.00"),
+        ("4100", "0.00", "0.00", "0.00"),
+        ("4200", "0.00", "0.00", "0.00"),
+        ("5000", "0.00", "0.00", "0.00"),
+    ] {
+        expected.insert(
+            code.to_owned(),
+            (debit.to_owned(), credit.to_owned(), balance.to_owned()),
+        );
+    }
+    assert_eq!(accounts(&balance), expected);
+    let before = trial_balance(&app, &admin, "?asOf=2026-01-13").await;
+    assert_eq!(before["totalDebit"], "0.00");
+    assert_books_agree(&app).await;
+    // An entry that does not balance is refused by the database itself.
+    let unbalanced = app
+        .state
+        .db
+        .write
+        .execute_unprepared(&format!(
+            "INSERT INTO journal_entries (id, kind, loan_id, booking_date, value_date, posted_at, \
+             currency, cash_minor, loans_receivable_minor) VALUES ({}, 'ADJUSTMENT', {}, \
+             '2026-01-15', '2026-01-15', {at}, 'USD', 100, -99)",
+            id(Uuid::now_v7()),
+            id(loan_id)
+        ))
+        .await;
+    assert!(unbalanced.is_err(), "an unbalanced entry was stored");
 }
