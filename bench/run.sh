@@ -23,6 +23,8 @@ DURATION=${DURATION:-6}
 # EXTRAS=no leaves out what only later builds have (the books, decisions,
 # the console, the replay): for an A/B of the common paths in less time.
 EXTRAS=${EXTRAS:-yes}
+# REPLAY=no leaves out only the upgrade's replay (about ten minutes).
+REPLAY=${REPLAY:-yes}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64"}
 ROUNDS=${ROUNDS:-3}
 SQLITE_CONCURRENCIES=${SQLITE_CONCURRENCIES:-"1 16"}
@@ -270,7 +272,7 @@ fi
 
 # The upgrade's replay of the whole book (a binary that has it): every
 # active loan through the servicing pipeline once, while the service runs.
-if [ "$EXTRAS" = yes ] && "$SERVICE_BIN" replay --help >/dev/null 2>&1; then
+if [ "$EXTRAS" = yes ] && [ "$REPLAY" = yes ] && "$SERVICE_BIN" replay --help >/dev/null 2>&1; then
     echo "== loan-tracker replay --all"
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$PREFIX" \
     JWT_SECRET="$SECRET" LOG_FORMAT=json RUST_LOG=warn \
