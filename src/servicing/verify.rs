@@ -85,7 +85,6 @@ async fn journal_differences(
     loan: &loan::Model,
 ) -> Result<Vec<String>, ServicingError> {
     use crate::db::entities::{journal_entry, payment};
-    use crate::journal::accounts::Account;
     use sea_orm::{ColumnTrait, QueryFilter};
     let entries = journal_entry::Entity::find()
         .filter(journal_entry::Column::LoanId.eq(loan.id))
@@ -95,10 +94,11 @@ async fn journal_differences(
     let mut unbalanced: HashMap<Uuid, i64> = HashMap::new();
     let mut booked: HashMap<(Option<Uuid>, String), i64> = HashMap::new();
     for entry in &entries {
-        for (account, net) in Account::ALL.into_iter().zip(entry.amounts()) {
+        for line in crate::journal::store::lines_of(entry) {
+            let net = line.signed().minor();
             *unbalanced.entry(entry.id).or_default() += net;
             *booked
-                .entry((entry.payment_id, account.code().to_owned()))
+                .entry((entry.payment_id, line.account.code().to_owned()))
                 .or_default() += net;
         }
     }
