@@ -29,6 +29,9 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 pub struct WriteBatch {
     backend: DbBackend,
     writes: Vec<Write>,
+    /// An update of a row that may not exist yet, sent after every other
+    /// write, and the upsert that adds the row when the update found none.
+    update_or_insert: Option<(UpdateStatement, InsertStatement)>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +75,7 @@ impl WriteBatch {
         WriteBatch {
             backend: connection.get_database_backend(),
             writes: Vec::new(),
+            update_or_insert: None,
         }
     }
 
@@ -81,7 +85,7 @@ impl WriteBatch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.update_or_insert.is_none()
     }
 
     pub fn insert(&mut self, statement: InsertStatement) {
@@ -94,6 +98,22 @@ impl WriteBatch {
 
     pub fn delete(&mut self, statement: DeleteStatement) {
         self.writes.push(statement.into());
+    }
+
+    /// Adds `update`, of one row that usually exists, and `upsert`, which
+    /// adds to the row or makes it (`INSERT … ON CONFLICT DO UPDATE`, as
+    /// another transaction may make it meanwhile) and is sent, in a
+    /// statement of its own, only when `update` found no row.
+    ///
+    /// A plain update is the cheaper write: an upsert first probes the
+    /// unique index, then locks the row it found (a write-ahead log record
+    /// of its own) and only then updates it. The update is sent last, so
+    /// that the count the database answers for the batch is its own.
+    /// A batch holds one such pair; an earlier one is sent as its upsert.
+    pub fn update_or_insert(&mut self, update: UpdateStatement, upsert: InsertStatement) {
+        if let Some((_, earlier)) = self.update_or_insert.replace((update, upsert)) {
+            self.writes.push(earlier.into());
+        }
     }
 
     /// Sends every write, on `connection` (normally the transaction the
@@ -109,18 +129,27 @@ impl WriteBatch {
                 group.push(write);
             }
         }
-        execute_group(connection, backend, group).await
+        let Some((update, upsert)) = self.update_or_insert else {
+            execute_group(connection, backend, group).await?;
+            return Ok(());
+        };
+        group.push(update.into());
+        if execute_group(connection, backend, group).await? == 0 {
+            connection.execute(&upsert).await?;
+        }
+        Ok(())
     }
 }
 
 /// Writes with no `DELETE` among them: one statement on PostgreSQL (unless
 /// it would bind more values than the protocol counts), one each
-/// elsewhere.
+/// elsewhere. Answers the number of rows the last write touched (a
+/// statement of data-modifying `WITH`s counts those of its last one).
 async fn execute_group(
     connection: &impl ConnectionTrait,
     backend: DbBackend,
     group: Vec<Write>,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     if backend == DbBackend::Postgres && group.len() > 1 {
         let statement = backend.build(&combined(group.clone()));
         if statement
@@ -128,18 +157,19 @@ async fn execute_group(
             .as_ref()
             .is_none_or(|values| values.0.len() <= super::max_bind_parameters(backend))
         {
-            connection.execute_raw(statement).await?;
-            return Ok(());
+            return Ok(connection.execute_raw(statement).await?.rows_affected());
         }
     }
+    let mut last_count = 0;
     for write in group {
-        match write {
+        last_count = match write {
             Write::Insert(statement) => connection.execute(&statement).await?,
             Write::Update(statement) => connection.execute(&statement).await?,
             Write::Delete(statement) => connection.execute(&statement).await?,
-        };
+        }
+        .rows_affected();
     }
-    Ok(())
+    Ok(last_count)
 }
 
 /// `WITH w0 AS (first), …, w{n-2} AS (second to last) last`: PostgreSQL

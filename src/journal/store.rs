@@ -9,14 +9,15 @@
 //! few, round robin in this process, from a random start so that
 //! instances differ), and a day's balance is the sum of its slots. A
 //! transaction writes its slot's row once, whatever the number of entries
-//! and accounts.
+//! and accounts: a plain update, or an upsert when the day's slot has no
+//! row yet.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Alias, Expr, OnConflict};
-use sea_orm::{EntityTrait, QueryTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, UpdateStatement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryTrait};
 use uuid::Uuid;
 
 use super::accounts::Account;
@@ -75,7 +76,10 @@ pub fn push(batch: &mut WriteBatch, entries: Vec<EntryToPost>, day: PostingDay) 
     for chunk in rows.chunks(crate::db::rows_per_statement(batch.backend(), 14)) {
         batch.insert(journal_entry::Entity::insert_many(chunk.to_vec()).into_query());
     }
-    batch.insert(totals_added(totals, day).into_query());
+    batch.update_or_insert(
+        totals_updated(totals, day),
+        totals_added(totals, day).into_query(),
+    );
 }
 
 /// The lines of a stored entry, in the chart's code order.
@@ -119,8 +123,30 @@ fn entry_row(entry: &NewEntry, currency: String, day: PostingDay) -> journal_ent
     }
 }
 
+/// `UPDATE` adding `totals` (debit, credit per account, in code order) to
+/// the day's row of the slot, when it exists (every posting of the day
+/// after the slot's first).
+fn totals_updated(totals: [(Money, Money); 6], day: PostingDay) -> UpdateStatement {
+    let added = Account::ALL
+        .into_iter()
+        .zip(totals)
+        .flat_map(|(account, (debit, credit))| {
+            account.day_total_columns().into_iter().zip([debit, credit])
+        })
+        .map(|(column, amount)| {
+            let column = Alias::new(column);
+            (column.clone(), Expr::col(column).add(amount.minor()))
+        });
+    Query::update()
+        .table(journal_day_total::Entity)
+        .values(added)
+        .and_where(journal_day_total::Column::BookingDate.eq(day.booking_date))
+        .and_where(journal_day_total::Column::Slot.eq(day.slot))
+        .to_owned()
+}
+
 /// `INSERT … ON CONFLICT DO UPDATE` adding `totals` (debit, credit per
-/// account, in code order) to the day's row of the slot.
+/// account, in code order) to the day's row of the slot, or making it.
 fn totals_added(
     totals: [(Money, Money); 6],
     day: PostingDay,

@@ -977,3 +977,83 @@ async fn the_first_books_journal_moves_into_its_entries_unchanged() {
         .await;
     assert!(unbalanced.is_err(), "an unbalanced entry was stored");
 }
+
+/// A slot's totals row for a day is made by the first posting of the day
+/// in that slot and added to by the next ones: those are a plain update,
+/// sent last in their batch, and the row is made (an upsert) only when
+/// the update found none. Each round here posts an entry of 1.25 in the
+/// same slot of a day no other posting used.
+#[tokio::test]
+async fn a_slots_totals_row_is_made_by_its_first_posting_then_added_to() {
+    use chrono::{NaiveDate, Utc};
+    use loan_tracker::db::batch::WriteBatch;
+    use loan_tracker::enums::EntryKind;
+    use loan_tracker::journal::accounts::Account;
+    use loan_tracker::journal::posting::{Line, NewEntry};
+    use loan_tracker::journal::store::{self, EntryToPost, PostingDay};
+    use loan_tracker::money::Money;
+    use sea_orm::TransactionTrait;
+
+    let app = TestApp::spawn().await;
+    let (_, _, loan_id) = app.golden_loan().await;
+    let day = NaiveDate::from_ymd_opt(2031, 3, 3).expect("date");
+    let the_day = "booking_date = '2031-03-03'";
+    for round in 1..=3 {
+        let transaction = app.state.db.write.begin().await.expect("begin");
+        let mut batch = WriteBatch::for_connection(&transaction);
+        let entry = NewEntry {
+            kind: EntryKind::Adjustment,
+            loan_id,
+            payment_id: None,
+            value_date: day,
+            lines: [
+                (Account::Cash, Money::from_minor(125)),
+                (Account::LoansReceivable, Money::from_minor(-125)),
+            ]
+            .into_iter()
+            .filter_map(|(account, net)| Line::of_signed(account, net))
+            .collect(),
+        };
+        store::push(
+            &mut batch,
+            vec![EntryToPost {
+                entry,
+                currency: "USD".to_owned(),
+            }],
+            PostingDay {
+                booking_date: day,
+                posted_at: Utc::now(),
+                slot: 5,
+            },
+        );
+        batch.execute(&transaction).await.expect("posted");
+        transaction.commit().await.expect("commit");
+
+        let rows = sum(
+            &app,
+            &format!("SELECT COUNT(*) FROM journal_day_totals WHERE {the_day}"),
+        )
+        .await;
+        assert_eq!(rows, 1, "round {round}: one row for the day's slot");
+        for (column, expected) in [
+            ("cash_debit_minor", 125 * round),
+            ("cash_credit_minor", 0),
+            ("loans_receivable_debit_minor", 0),
+            ("loans_receivable_credit_minor", 125 * round),
+            ("interest_income_credit_minor", 0),
+        ] {
+            let found = sum(
+                &app,
+                &format!("SELECT {column} FROM journal_day_totals WHERE {the_day} AND slot = 5"),
+            )
+            .await;
+            assert_eq!(found, expected, "round {round}: {column}");
+        }
+    }
+    let entries = sum(
+        &app,
+        &format!("SELECT COUNT(*) FROM journal_entries WHERE {the_day}"),
+    )
+    .await;
+    assert_eq!(entries, 3);
+}
