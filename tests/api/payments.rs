@@ -797,3 +797,49 @@ async fn a_payment_the_database_refuses_fails_alone_when_combined() {
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, responses[0].body);
 }
+
+/// The rows every payment updates have room on their pages, so that an
+/// update that changes no indexed column stays on its page and adds no
+/// index entry (PostgreSQL; SQLite has no such setting), and installments
+/// keep no index by user beside the one the overdue list reads.
+#[tokio::test]
+async fn loan_and_installment_pages_leave_room_for_in_place_updates() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::spawn().await;
+    let backend = app.state.db.backend();
+    let one_text = |sql: &str| {
+        let statement = Statement::from_string(backend, sql.to_owned());
+        let db = app.state.db.write.clone();
+        async move {
+            db.query_one_raw(statement)
+                .await
+                .expect("query")
+                .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+        }
+    };
+    let index_exists = if backend == DbBackend::Postgres {
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'installments' AND indexname = 'installments_user_idx'"
+    } else {
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'installments_user_idx'"
+    };
+    assert_eq!(one_text(index_exists).await, None);
+    let by_user = if backend == DbBackend::Postgres {
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'installments' AND indexname = 'installments_user_unpaid_due_idx'"
+    } else {
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'installments_user_unpaid_due_idx'"
+    };
+    assert_eq!(
+        one_text(by_user).await.as_deref(),
+        Some("installments_user_unpaid_due_idx")
+    );
+    if backend == DbBackend::Postgres {
+        for table in ["loans", "installments"] {
+            let options = one_text(&format!(
+                "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = '{table}' \
+                 AND relnamespace = current_schema()::regnamespace"
+            ))
+            .await;
+            assert_eq!(options.as_deref(), Some("fillfactor=85"), "{table}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod m20261201_000001_leaner_write_indexes;
 mod m20261207_000001_journal;
 mod m20261208_000001_decisions_and_write_off;
 mod m20261209_000001_journal_lines_in_entries;
+mod m20261210_000001_room_for_hot_updates;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_journal::Migration),
             Box::new(m20261208_000001_decisions_and_write_off::Migration),
             Box::new(m20261209_000001_journal_lines_in_entries::Migration),
+            Box::new(m20261210_000001_room_for_hot_updates::Migration),
         ]
     }
 }
