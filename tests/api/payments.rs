@@ -800,8 +800,9 @@ async fn a_payment_the_database_refuses_fails_alone_when_combined() {
 
 /// The rows every payment updates have room on their pages, so that an
 /// update that changes no indexed column stays on its page and adds no
-/// index entry (PostgreSQL; SQLite has no such setting), and installments
-/// keep no index by user beside the one the overdue list reads.
+/// index entry (PostgreSQL; SQLite has no such setting); installments
+/// keep no index by user beside the one the overdue list reads, and
+/// journal entries check no foreign keys.
 #[tokio::test]
 async fn loan_and_installment_pages_leave_room_for_in_place_updates() {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -832,6 +833,15 @@ async fn loan_and_installment_pages_leave_room_for_in_place_updates() {
         one_text(by_user).await.as_deref(),
         Some("installments_user_unpaid_due_idx")
     );
+    // The journal's entries check no foreign keys (written only by the
+    // servicing pipeline, from the loan it holds and the payment it adds).
+    let journal_foreign_keys = if backend == DbBackend::Postgres {
+        "SELECT CAST(COUNT(*) AS TEXT) FROM pg_constraint \
+         WHERE conrelid = 'journal_entries'::regclass AND contype = 'f'"
+    } else {
+        "SELECT CAST(COUNT(*) AS TEXT) FROM pragma_foreign_key_list('journal_entries')"
+    };
+    assert_eq!(one_text(journal_foreign_keys).await.as_deref(), Some("0"));
     if backend == DbBackend::Postgres {
         for table in ["loans", "installments"] {
             let options = one_text(&format!(
