@@ -23,8 +23,9 @@
 //!   for rows the same statement has just locked or inserted: entries are
 //!   written in one place only, by the servicing pipeline, from the loan
 //!   it holds and the payment it records, and loans and payments are
-//!   never deleted. `verify_books` (which the tests run after every
-//!   change they make) checks each loan's journal against its payments. SQLite cannot drop a constraint, so there the table is
+//!   never deleted. `verify_books` (which the servicing and books
+//!   tests run) checks each loan's journal against its payments. SQLite
+//!   cannot drop a constraint, so there the table is
 //!   rebuilt without them, its rows and indexes as they were.
 
 use sea_orm::DatabaseBackend;
