@@ -13,6 +13,7 @@ mod m20261207_000001_journal;
 mod m20261208_000001_decisions_and_write_off;
 mod m20261209_000001_journal_lines_in_entries;
 mod m20261210_000001_room_for_hot_updates;
+mod m20261211_000001_full_installment_pages;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_decisions_and_write_off::Migration),
             Box::new(m20261209_000001_journal_lines_in_entries::Migration),
             Box::new(m20261210_000001_room_for_hot_updates::Migration),
+            Box::new(m20261211_000001_full_installment_pages::Migration),
         ]
     }
 }
