@@ -18,20 +18,39 @@
 //! writes before it and before those after it, so that rows may be
 //! deleted and written again in one batch.
 
+use std::fmt::Write as _;
+
 use sea_orm::sea_query::{
-    CommonTableExpression, DeleteStatement, InsertStatement, SubQueryStatement, UpdateStatement,
-    WithClause, WithQuery,
+    DeleteStatement, InsertStatement, PostgresQueryBuilder, SqlWriterValues, UpdateStatement,
+    Values,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 /// Writes collected for one trip to the database.
-#[derive(Debug)]
 pub struct WriteBatch {
     backend: DbBackend,
     writes: Vec<Write>,
     /// An update of a row that may not exist yet, sent after every other
     /// write, and the upsert that adds the row when the update found none.
-    update_or_insert: Option<(UpdateStatement, InsertStatement)>,
+    update_or_insert: Option<(UpdateStatement, Upsert)>,
+}
+
+/// The upsert of an update-or-insert pair, made only if it is sent: the
+/// update nearly always finds its row.
+pub type Upsert = Box<dyn FnOnce() -> InsertStatement + Send>;
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("WriteBatch")
+            .field("backend", &self.backend)
+            .field("writes", &self.writes)
+            .field(
+                "update_or_insert",
+                &self.update_or_insert.as_ref().map(|(update, _)| update),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,12 +78,14 @@ impl From<DeleteStatement> for Write {
     }
 }
 
-impl From<Write> for SubQueryStatement {
-    fn from(write: Write) -> SubQueryStatement {
-        match write {
-            Write::Insert(statement) => statement.into(),
-            Write::Update(statement) => statement.into(),
-            Write::Delete(statement) => statement.into(),
+impl Write {
+    /// Appends the statement to `sql` in PostgreSQL's dialect, its
+    /// placeholders numbered on from those already there.
+    fn append_to(&self, sql: &mut SqlWriterValues) {
+        match self {
+            Write::Insert(statement) => statement.build_collect_into(PostgresQueryBuilder, sql),
+            Write::Update(statement) => statement.build_collect_into(PostgresQueryBuilder, sql),
+            Write::Delete(statement) => statement.build_collect_into(PostgresQueryBuilder, sql),
         }
     }
 }
@@ -110,9 +131,9 @@ impl WriteBatch {
     /// of its own) and only then updates it. The update is sent last, so
     /// that the count the database answers for the batch is its own.
     /// A batch holds one such pair; an earlier one is sent as its upsert.
-    pub fn update_or_insert(&mut self, update: UpdateStatement, upsert: InsertStatement) {
+    pub fn update_or_insert(&mut self, update: UpdateStatement, upsert: Upsert) {
         if let Some((_, earlier)) = self.update_or_insert.replace((update, upsert)) {
-            self.writes.push(earlier.into());
+            self.writes.push(earlier().into());
         }
     }
 
@@ -135,7 +156,7 @@ impl WriteBatch {
         };
         group.push(update.into());
         if execute_group(connection, backend, group).await? == 0 {
-            connection.execute(&upsert).await?;
+            connection.execute(&upsert()).await?;
         }
         Ok(())
     }
@@ -151,12 +172,9 @@ async fn execute_group(
     group: Vec<Write>,
 ) -> Result<u64, DbErr> {
     if backend == DbBackend::Postgres && group.len() > 1 {
-        let statement = backend.build(&combined(group.clone()));
-        if statement
-            .values
-            .as_ref()
-            .is_none_or(|values| values.0.len() <= super::max_bind_parameters(backend))
-        {
+        let (sql, values) = combined(&group);
+        if values.0.len() <= super::max_bind_parameters(backend) {
+            let statement = Statement::from_sql_and_values(backend, sql, values);
             return Ok(connection.execute_raw(statement).await?.rows_affected());
         }
     }
@@ -172,31 +190,31 @@ async fn execute_group(
     Ok(last_count)
 }
 
-/// `WITH w0 AS (first), …, w{n-2} AS (second to last) last`: PostgreSQL
-/// runs a data-modifying statement in `WITH` even when nothing reads it.
-fn combined(mut group: Vec<Write>) -> WithQuery {
-    let last = group.pop().map(SubQueryStatement::from);
-    let mut with = WithClause::new();
-    for (number, write) in group.into_iter().enumerate() {
-        with.cte(
-            CommonTableExpression::new()
-                .table_name(format!("w{number}"))
-                .query(SubQueryStatement::from(write))
-                .to_owned(),
-        );
+/// `WITH "w0" AS (first), …, "w{n-2}" AS (second to last) last`, and its
+/// values: PostgreSQL runs a data-modifying statement in `WITH` even when
+/// nothing reads it. Written straight from the statements, numbering
+/// their placeholders on through the whole text, so that the batch's
+/// writes are kept as they are (they are sent one by one instead if the
+/// whole would bind more values than the protocol counts).
+fn combined(group: &[Write]) -> (String, Values) {
+    let mut sql = SqlWriterValues::new("$", true);
+    if let Some((last, others)) = group.split_last() {
+        for (number, write) in others.iter().enumerate() {
+            let separator = if number == 0 { "WITH" } else { "," };
+            // Writing to a String cannot fail.
+            let _ = write!(sql, "{separator} \"w{number}\" AS (");
+            write.append_to(&mut sql);
+            let _ = sql.write_str(") ");
+        }
+        last.append_to(&mut sql);
     }
-    let mut query = WithQuery::new();
-    query.with_clause(with);
-    if let Some(last) = last {
-        query.query(last);
-    }
-    query
+    sql.into_parts()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait, PostgresQueryBuilder, Query};
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 
     #[test]
     fn postgres_batches_are_one_statement_of_data_modifying_ctes() {
@@ -215,12 +233,16 @@ mod tests {
             .columns([Alias::new("id")])
             .values_panic([9.into()])
             .to_owned();
-        let (sql, values) = combined(vec![update.into(), insert.into(), insert_two.into()])
-            .build(PostgresQueryBuilder);
+        let (sql, values) = combined(&[update.into(), insert.into(), insert_two.into()]);
         assert_eq!(
             sql,
             r#"WITH "w0" AS (UPDATE "loans" SET "total_paid_minor" = $1 WHERE "id" = $2) , "w1" AS (INSERT INTO "payments" ("id", "amount_minor") VALUES ($3, $4)) INSERT INTO "audit_logs" ("id") VALUES ($5)"#
         );
-        assert_eq!(values.0.len(), 5);
+        assert_eq!(
+            values.0,
+            [5, 1, 7, 5, 9]
+                .map(sea_orm::sea_query::Value::from)
+                .to_vec()
+        );
     }
 }

@@ -78,7 +78,7 @@ pub fn push(batch: &mut WriteBatch, entries: Vec<EntryToPost>, day: PostingDay) 
     }
     batch.update_or_insert(
         totals_updated(totals, day),
-        totals_added(totals, day).into_query(),
+        Box::new(move || totals_added(totals, day).into_query()),
     );
 }
 
