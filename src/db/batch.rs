@@ -53,7 +53,7 @@ impl std::fmt::Debug for WriteBatch {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Write {
     Insert(InsertStatement),
     Update(UpdateStatement),

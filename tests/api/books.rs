@@ -1057,3 +1057,84 @@ async fn a_slots_totals_row_is_made_by_its_first_posting_then_added_to() {
     .await;
     assert_eq!(entries, 3);
 }
+
+/// A batch binding more values than one PostgreSQL statement may (here
+/// 5 000 entries of 14 values each) is sent statement by statement
+/// instead of as one, and still ends with its totals update, whose count
+/// decides whether the day's row must be made: the first batch makes it,
+/// the second adds to it.
+#[tokio::test]
+async fn a_batch_too_large_for_one_statement_is_written_whole_one_statement_at_a_time() {
+    use chrono::{NaiveDate, Utc};
+    use loan_tracker::db::batch::WriteBatch;
+    use loan_tracker::enums::EntryKind;
+    use loan_tracker::journal::accounts::Account;
+    use loan_tracker::journal::posting::{Line, NewEntry};
+    use loan_tracker::journal::store::{self, EntryToPost, PostingDay};
+    use loan_tracker::money::Money;
+    use sea_orm::TransactionTrait;
+
+    const ENTRIES: i64 = 5_000;
+    let app = TestApp::spawn().await;
+    let (_, _, loan_id) = app.golden_loan().await;
+    let day = NaiveDate::from_ymd_opt(2031, 4, 4).expect("date");
+    let the_day = "booking_date = '2031-04-04'";
+    for round in 1..=2 {
+        let transaction = app.state.db.write.begin().await.expect("begin");
+        let mut batch = WriteBatch::for_connection(&transaction);
+        let entries = (0..ENTRIES)
+            .map(|_| EntryToPost {
+                entry: NewEntry {
+                    kind: EntryKind::Adjustment,
+                    loan_id,
+                    payment_id: None,
+                    value_date: day,
+                    lines: [
+                        (Account::Cash, Money::from_minor(2)),
+                        (Account::LoansReceivable, Money::from_minor(-2)),
+                    ]
+                    .into_iter()
+                    .filter_map(|(account, net)| Line::of_signed(account, net))
+                    .collect(),
+                },
+                currency: "USD".to_owned(),
+            })
+            .collect();
+        store::push(
+            &mut batch,
+            entries,
+            PostingDay {
+                booking_date: day,
+                posted_at: Utc::now(),
+                slot: 7,
+            },
+        );
+        batch.execute(&transaction).await.expect("posted");
+        transaction.commit().await.expect("commit");
+
+        let stored = sum(
+            &app,
+            &format!("SELECT COUNT(*) FROM journal_entries WHERE {the_day}"),
+        )
+        .await;
+        assert_eq!(stored, ENTRIES * round, "round {round}: entries");
+        let rows = sum(
+            &app,
+            &format!("SELECT COUNT(*) FROM journal_day_totals WHERE {the_day}"),
+        )
+        .await;
+        assert_eq!(rows, 1, "round {round}: one row for the day's slot");
+        for (column, expected) in [
+            ("cash_debit_minor", 2 * ENTRIES * round),
+            ("loans_receivable_credit_minor", 2 * ENTRIES * round),
+            ("cash_credit_minor", 0),
+        ] {
+            let found = sum(
+                &app,
+                &format!("SELECT {column} FROM journal_day_totals WHERE {the_day} AND slot = 7"),
+            )
+            .await;
+            assert_eq!(found, expected, "round {round}: {column}");
+        }
+    }
+}
